@@ -1,0 +1,60 @@
+# streamlearn: `make demo` runs the whole system locally, `make test` runs the suite.
+# Both install what is missing first (Python packages, redis-server, Kafka's jars).
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := redis-server maven chromium
+
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench lock clean
+
+deps: system-deps python-deps kafka-jars
+
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+python-deps: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[serve,train,dev]'
+	touch $@
+
+kafka-jars: python-deps
+	@$(PY) -c "from stream.local_services import kafka_libs; print('Kafka jars in', kafka_libs())"
+
+test: deps
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+demo: deps
+	$(VENV)/bin/streamlearn demo
+
+lint: python-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: deps
+	$(PY) bench/run.py
+
+# Re-resolve every pinned version from pyproject.toml (both sides, all extras).
+lock:
+	rm -rf .cache/lock-venv && $(PYTHON) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install -q '.[serve,train,dev]'
+	{ echo "# Every version both sides run, pinned so training and serving unpickle the same River."; \
+	  echo "# Regenerate: make lock (resolves pyproject.toml with all extras, then pip freeze)."; \
+	  .cache/lock-venv/bin/pip freeze --exclude streamlearn; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) .cache/demo .pytest_cache
