@@ -1,0 +1,157 @@
+"""``streamlearn``: one command for both sides, wiring only.
+
+Each sub-command imports its side lazily, so a serving install (no ``stream``
+dependencies) runs ``serve``/``versions``/``rollback`` and a training install
+(no FastAPI) runs ``train``/``publish``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from model_store.settings import Settings
+from model_store.specs import SpecError, load_specs
+from model_store.store import CheckpointStore, VersionNotFound
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "models_dir", None):
+        overrides["models_dir"] = Path(args.models_dir)
+    return Settings(**overrides)
+
+
+def _spec(settings: Settings, name: str):
+    specs = load_specs(settings.models_dir)
+    if name not in specs:
+        raise SpecError(f"no model '{name}' in {settings.models_dir}; configured: {sorted(specs)}")
+    return specs[name]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    trainer = importlib.import_module("stream.trainer")
+    trainer.run_trainer(_spec(settings, args.model), settings)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    importlib.import_module("api.main").serve(_settings(args), args.host, args.port)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    return importlib.import_module("stream.cli").publish_command(args, _settings(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return importlib.import_module("stream.demo").run_demo(args)
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    pinned, latest, tags = store.pinned(args.model), store.latest_version(args.model), store.tags(args.model)
+    metas = store.list_versions(args.model)
+    if not metas:
+        print(f"model '{args.model}' has no versions")
+        return 1
+    print(f"{'version':>7} {'parent':>6} {'learned':>9}  {'created (UTC)':19}  metrics")
+    for m in reversed(metas):
+        flags = " ".join(
+            f for f, on in (("latest", m.version == latest), ("pinned", m.version == pinned)) if on
+        )
+        label = f" tag={tags[m.version]}" if m.version in tags else ""
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in m.metrics.items() if v is not None)
+        print(
+            f"{m.version:>7} {m.parent if m.parent is not None else '-':>6} {m.n_learned:>9}  "
+            f"{m.created_at:%Y-%m-%d %H:%M:%S}  {metrics} {flags}{label}"
+        )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    if args.mode != "pin":
+        print("only --mode pin is available so far", file=sys.stderr)
+        return 2
+    store.pin(args.model, args.to)
+    print(f"{args.model}: every replica now serves v{args.to} (pinned)")
+    return 0
+
+
+def cmd_unpin(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    CheckpointStore.from_url(settings.redis_url, settings.key_prefix).unpin(args.model)
+    print(f"{args.model}: replicas follow the newest version again")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamlearn", description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", help="directory of model YAMLs (default: $STREAMLEARN_MODELS_DIR)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="learn one model from its Kafka topic, checkpointing to Redis")
+    p.add_argument("--model", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="run an API replica")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("publish", help="replay a CSV/JSONL file or a River dataset into a model's topic")
+    p.add_argument("--model", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("file", nargs="?", help="FILE.csv or FILE.jsonl")
+    src.add_argument("--dataset", help="a River dataset, e.g. Phishing, Bananas, TrumpApproval")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    p.add_argument("--limit", type=int, help="stop after N events")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("versions", help="list a model's retained versions")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("rollback", help="serve (pin) an earlier version on every replica")
+    p.add_argument("model")
+    p.add_argument("--to", type=int, required=True, help="version number")
+    p.add_argument("--mode", choices=["pin", "reset"], default="pin")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("unpin", help="let replicas follow the newest version again")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_unpin)
+
+    p = sub.add_parser("demo", help="start Kafka, Redis, trainers and the API and stream a dataset")
+    p.add_argument("--rate", type=float, default=25.0, help="events per second per model")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except (SpecError, VersionNotFound) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Every Redis key and channel name, built in this one place (layout: docs/architecture.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelKeys:
+    """Keys of one model under a deployment-wide prefix."""
+
+    prefix: str
+    model: str
+
+    def _k(self, suffix: str) -> str:
+        return f"{self.prefix}:model:{self.model}:{suffix}"
+
+    @property
+    def next_version(self) -> str:
+        """Counter INCRed to allocate a version number (never reused)."""
+        return self._k("next_version")
+
+    @property
+    def versions(self) -> str:
+        """Sorted set of retained version numbers (score = version)."""
+        return self._k("versions")
+
+    @property
+    def latest(self) -> str:
+        """Newest published version number."""
+        return self._k("latest")
+
+    @property
+    def pinned(self) -> str:
+        """Version every replica serves instead of latest, when set."""
+        return self._k("pinned")
+
+    @property
+    def tags(self) -> str:
+        """Hash version -> label; tagged versions survive retention."""
+        return self._k("tags")
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel announcing new versions, pins and resets."""
+        return self._k("events")
+
+    @property
+    def metrics_stream(self) -> str:
+        """Capped stream of metric points for dashboards."""
+        return self._k("metrics")
+
+    def meta(self, version: int) -> str:
+        return self._k(f"v:{version}:meta")
+
+    def blob(self, version: int) -> str:
+        return self._k(f"v:{version}:blob")
+
+
+def models_index(prefix: str) -> str:
+    """Set of model names that have published at least one version."""
+    return f"{prefix}:models"

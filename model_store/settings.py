@@ -1,0 +1,50 @@
+"""Process settings: environment (prefix ``STREAMLEARN_``) over an optional YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything a trainer, an API replica or the CLI needs to find its services."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMLEARN_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    models_dir: Path = Path("configs/models")
+    key_prefix: str = Field(
+        default="streamlearn",
+        description="Prefix of every Redis key and channel, so several deployments share a Redis.",
+    )
+    admin_key: SecretStr | None = None
+    signing_key: SecretStr | None = None
+    poll_interval_seconds: float = Field(
+        default=2.0, gt=0, description="API fallback poll of Redis when a pub/sub message is lost."
+    )
+    config_file: Path | None = Field(
+        default=None, description="Optional YAML file read under the environment."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_path = env_settings().get("config_file") or init_settings().get("config_file")
+        if yaml_path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(yaml_path)))
+        return tuple(sources)

@@ -1,0 +1,102 @@
+"""Snapshot metadata, the runtime a snapshot needs, and its signature.
+
+A snapshot is a pickle, and loading a pickle runs code: the metadata records
+the exact runtime that wrote it, and an HMAC over blob and metadata lets a
+reader refuse anything the trainer did not write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+import platform
+from datetime import UTC, datetime
+from typing import Any
+
+import river
+from pydantic import BaseModel, ConfigDict, Field
+
+from model_store.events import Task
+
+
+class IncompatibleSnapshot(RuntimeError):
+    """The snapshot was written by another Python or River, or its signature is wrong."""
+
+
+def python_version() -> str:
+    """major.minor: the granularity at which pickles of River objects stay compatible."""
+    return ".".join(platform.python_version_tuple()[:2])
+
+
+class SnapshotMeta(BaseModel):
+    """Everything known about one checkpoint, stored as JSON beside its blob."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    version: int = 0
+    parent: int | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    task: Task
+    topic: str
+    n_learned: int = Field(ge=0)
+    offsets: dict[int, int] = Field(
+        default_factory=dict, description="partition -> next offset to read; events before it are learned"
+    )
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    rolling_metrics: dict[str, float | None] = Field(default_factory=dict)
+    python_version: str = Field(default_factory=python_version)
+    river_version: str = river.__version__
+    config_hash: str = ""
+    blob_sha256: str = ""
+    blob_bytes: int = 0
+    signature: str | None = None
+
+    def signing_payload(self) -> bytes:
+        """The metadata as signed: everything but the signature itself."""
+        return self.model_dump_json(exclude={"signature"}).encode()
+
+
+def sign(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> SnapshotMeta:
+    """Record the blob's digest and, when a key is set, an HMAC-SHA256 over blob and metadata."""
+    meta = meta.model_copy(
+        update={"blob_sha256": hashlib.sha256(blob).hexdigest(), "blob_bytes": len(blob), "signature": None}
+    )
+    if key:
+        mac = hmac.new(key, meta.signing_payload(), hashlib.sha256).hexdigest()
+        meta = meta.model_copy(update={"signature": mac})
+    return meta
+
+
+def verify(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> None:
+    """Raise IncompatibleSnapshot unless blob and metadata are intact, signed and runnable here."""
+    if hashlib.sha256(blob).hexdigest() != meta.blob_sha256:
+        raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: blob digest does not match its metadata")
+    if key:
+        if not meta.signature:
+            raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: snapshot is not signed")
+        expected = hmac.new(key, meta.signing_payload(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, meta.signature):
+            raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: signature does not match")
+    if meta.python_version != python_version() or meta.river_version != river.__version__:
+        raise IncompatibleSnapshot(
+            f"{meta.model} v{meta.version} was written by Python {meta.python_version} / "
+            f"River {meta.river_version}; this process runs Python {python_version()} / "
+            f"River {river.__version__}. Run both sides from the same constraints.txt."
+        )
+
+
+def dump_state(state: dict[str, Any]) -> bytes:
+    """Pickle a checkpoint's state. It must hold only River objects and builtins,
+    so that a serving install (no ``stream`` package) can unpickle it."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_state(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> dict[str, Any]:
+    """Verify, then unpickle."""
+    verify(meta, blob, key)
+    state = pickle.loads(blob)  # noqa: S301 - verified above
+    if not isinstance(state, dict) or "model" not in state:
+        raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: blob holds no model")
+    return state

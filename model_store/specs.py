@@ -1,0 +1,112 @@
+"""Model specs: one YAML file per model in ``configs/models/`` (the serving template).
+
+Both sides read them: the trainer builds the pipeline from ``pipeline``; the API
+only needs the name, task and topic. Building River objects lives in
+``stream/pipeline.py`` so the API never instantiates anything from a config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model_store.events import Task
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SpecError(ValueError):
+    """A model YAML is unreadable or invalid; the message names the file and the field."""
+
+
+class CheckpointPolicy(BaseModel):
+    """Checkpoint every N events or T seconds, whichever comes first; keep the newest K."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_events: int = Field(default=1000, ge=1)
+    every_seconds: float = Field(default=5.0, gt=0)
+    keep: int = Field(default=20, ge=1)
+
+
+class ModelSpec(BaseModel):
+    """One model: where its events come from, what it learns, how it is checkpointed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    topic: str
+    task: Task
+    pipeline: list[Any] = Field(
+        min_length=1,
+        description="Steps as River class paths: 'preprocessing.StandardScaler' or "
+        "{'linear_model.LogisticRegression': {param: value}}; a value may itself be "
+        "a one-key {class path: params} mapping.",
+    )
+    metrics: list[str] = Field(
+        min_length=1, description="river.metrics class names; the first is the main metric."
+    )
+    rolling_window: int = Field(default=1000, ge=1)
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
+
+    @field_validator("name", "topic")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("use letters, digits, '_', '.' or '-' (at most 64)")
+        return value
+
+    @property
+    def main_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}.dlq"
+
+    def config_hash(self) -> str:
+        """Stable hash of the spec, recorded in every checkpoint."""
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"field '{where}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_spec(path: Path) -> ModelSpec:
+    """Read and validate one model YAML."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level")
+    try:
+        return ModelSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {_describe(exc)}") from exc
+
+
+def load_specs(models_dir: Path) -> dict[str, ModelSpec]:
+    """Every ``*.yaml``/``*.yml`` in the directory, keyed by model name."""
+    if not models_dir.is_dir():
+        raise SpecError(f"models directory {models_dir} does not exist")
+    specs: dict[str, ModelSpec] = {}
+    for path in sorted([*models_dir.glob("*.yaml"), *models_dir.glob("*.yml")]):
+        spec = load_spec(path)
+        if spec.name in specs:
+            raise SpecError(f"{path}: model name '{spec.name}' is defined twice")
+        specs[spec.name] = spec
+    return specs
