@@ -1,0 +1,1 @@
+"""The training side: consume labeled events from Kafka, learn with River, checkpoint to Redis."""

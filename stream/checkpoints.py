@@ -1,0 +1,76 @@
+"""When to checkpoint, and how: the learner's state plus the offsets it includes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from model_store.snapshot import SnapshotMeta, dump_state
+from model_store.specs import ModelSpec
+from model_store.store import CheckpointStore
+from stream.learner import Learner
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointDue:
+    """Every N events or T seconds since the last checkpoint, whichever comes first."""
+
+    def __init__(self, every_events: int, every_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.every_events = every_events
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.events = 0
+        self.since = self.clock()
+
+    def __call__(self) -> bool:
+        return self.events > 0 and (
+            self.events >= self.every_events or self.clock() - self.since >= self.every_seconds
+        )
+
+
+class Checkpointer:
+    """Publishes the learner's state with the offsets it includes.
+
+    Order: the model state and its offsets are written together in one Redis
+    transaction, so a restart seeks exactly past what the loaded model learned.
+    """
+
+    def __init__(self, spec: ModelSpec, store: CheckpointStore, signing_key: bytes | None) -> None:
+        self.spec = spec
+        self.store = store
+        self.signing_key = signing_key
+        self.parent: int | None = None
+        self.config_hash = spec.config_hash()
+
+    def publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta:
+        blob = dump_state(learner.state())
+        cumulative, rolling = learner.metric_values()
+        meta = SnapshotMeta(
+            model=self.spec.name,
+            parent=self.parent,
+            task=self.spec.task,
+            topic=self.spec.topic,
+            n_learned=learner.n_learned,
+            offsets=dict(offsets),
+            metrics=cumulative,
+            rolling_metrics=rolling,
+            config_hash=self.config_hash,
+        )
+        meta = self.store.publish(meta, blob, keep=self.spec.checkpoint.keep, signing_key=self.signing_key)
+        self.parent = meta.version
+        return meta
+
+    def try_publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta | None:
+        """Publish, or log and return None when Redis is unreachable (retried later)."""
+        try:
+            return self.publish(learner, offsets)
+        except redis.RedisError as exc:
+            log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
+            return None

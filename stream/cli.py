@@ -1,0 +1,49 @@
+"""Training-side sub-commands called by ``model_store.cli`` (wiring only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from model_store.settings import Settings
+from model_store.specs import load_specs
+from stream.publish import SourceError, csv_events, dataset_events, jsonl_events, publish
+
+
+def publish_command(args: argparse.Namespace, settings: Settings) -> int:
+    specs = load_specs(settings.models_dir)
+    if args.model not in specs:
+        print(f"error: no model '{args.model}'; configured: {sorted(specs)}", file=sys.stderr)
+        return 2
+    spec = specs[args.model]
+    total = None
+    try:
+        if args.dataset:
+            events = dataset_events(args.dataset)
+            from river import datasets
+
+            total = getattr(getattr(datasets, args.dataset, None), "n_samples", None)
+        else:
+            path = Path(args.file)
+            if path.suffix == ".csv":
+                events = csv_events(path, args.label_column)
+            elif path.suffix in (".jsonl", ".ndjson"):
+                events = jsonl_events(path, args.label_column)
+            else:
+                print(f"error: {path}: expected a .csv or .jsonl file", file=sys.stderr)
+                return 2
+        sent = publish(
+            events,
+            spec.topic,
+            settings.kafka_bootstrap_servers,
+            args.rate,
+            args.limit,
+            total,
+            partitions=spec.partitions,
+        )
+    except (SourceError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"published {sent} events to {spec.topic}")
+    return 0
