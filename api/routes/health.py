@@ -1,0 +1,30 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import ManagerDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(manager: ManagerDep) -> JSONResponse:
+    """200 once every configured model has a version loaded; 503 naming what is missing."""
+    served = manager.served()
+    missing = {n: manager.problems.get(n, "not loaded") for n in manager.specs if n not in served}
+    body = {
+        "ready": not missing,
+        "models": {n: s.version for n, s in served.items()},
+        "not_ready": missing,
+        "store_reachable": manager.store_reachable,
+    }
+    return JSONResponse(body, status_code=200 if not missing else 503)

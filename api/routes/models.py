@@ -1,0 +1,70 @@
+"""What each model serves, and its retained versions."""
+
+from __future__ import annotations
+
+import redis
+from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ManagerDep, require_known, served_or_error
+from api.schemas import ModelSummary, VersionInfo
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def _summary(manager: ManagerDep, name: str) -> ModelSummary:
+    spec = manager.specs[name]
+    served = manager.get(name)
+    return ModelSummary(
+        name=name,
+        task=spec.task,
+        topic=spec.topic,
+        version=served.version if served else None,
+        pinned=served.pinned if served else False,
+        loaded_at=served.loaded_at if served else None,
+        problem=manager.problems.get(name),
+    )
+
+
+@router.get("", response_model=list[ModelSummary])
+async def list_models(manager: ManagerDep) -> list[ModelSummary]:
+    """Every configured model with the version this replica serves and its pin state."""
+    return [_summary(manager, name) for name in sorted(manager.specs)]
+
+
+@router.get("/{name}")
+async def get_model(name: str, manager: ManagerDep) -> dict:
+    """The served version of one model, its metadata and metrics."""
+    served = served_or_error(manager, name)
+    return {
+        **_summary(manager, name).model_dump(),
+        "metadata": served.meta.model_dump(mode="json", exclude={"signature"}),
+    }
+
+
+@router.get("/{name}/versions", response_model=list[VersionInfo])
+async def list_versions(name: str, manager: ManagerDep) -> list[VersionInfo]:
+    """Retained versions, newest first: events learned, metrics, parent, creation time."""
+    require_known(manager, name)
+    store = manager.store
+    try:
+        metas, pinned, tags = await run_in_threadpool(
+            lambda: (store.list_versions(name), store.pinned(name), store.tags(name))
+        )
+    except redis.RedisError as exc:
+        raise HTTPException(503, detail=f"checkpoint store unreachable: {exc}") from exc
+    served = manager.get(name)
+    return [
+        VersionInfo(
+            version=m.version,
+            parent=m.parent,
+            created_at=m.created_at,
+            n_learned=m.n_learned,
+            metrics=m.metrics,
+            rolling_metrics=m.rolling_metrics,
+            pinned=m.version == pinned,
+            served=served is not None and served.version == m.version,
+            tag=tags.get(m.version),
+        )
+        for m in reversed(metas)
+    ]

@@ -1,0 +1,65 @@
+"""HTTP bodies (pydantic), as they appear in the OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from model_store.events import FeatureValue
+
+MAX_FEATURES = 10_000
+MAX_BATCH = 1_000
+
+
+class PredictRequest(BaseModel):
+    """Features of one instance; null means missing (the feature is dropped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: dict[str, FeatureValue] = Field(max_length=MAX_FEATURES)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Prediction(BaseModel):
+    prediction: Any
+    proba: dict[str, float] | None = None
+
+
+class PredictResponse(Prediction):
+    model: str
+    version: int
+
+
+class BatchResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Prediction]
+
+
+class ModelSummary(BaseModel):
+    name: str
+    task: str
+    topic: str
+    version: int | None = Field(description="Version served by this replica, null when none is loaded")
+    pinned: bool
+    loaded_at: float | None = None
+    problem: str | None = Field(default=None, description="Why the model is not (or not newly) served")
+
+
+class VersionInfo(BaseModel):
+    version: int
+    parent: int | None
+    created_at: datetime
+    n_learned: int
+    metrics: dict[str, float | None]
+    rolling_metrics: dict[str, float | None]
+    pinned: bool
+    served: bool
+    tag: str | None = None
