@@ -1,0 +1,119 @@
+"""Start the real trainer and API as child processes, the way operators run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import yaml
+
+from model_store.specs import ModelSpec
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value {last!r}")
+
+
+def write_spec(directory: Path, **fields: object) -> ModelSpec:
+    """A model YAML in ``directory`` (StandardScaler | LogisticRegression unless overridden)."""
+    raw = {
+        "task": "classification",
+        "pipeline": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
+        "metrics": ["Accuracy"],
+        "rolling_window": 100,
+        "checkpoint": {"every_events": 100, "every_seconds": 0.5, "keep": 50},
+        **fields,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{raw['name']}.yaml").write_text(yaml.safe_dump(raw))
+    return ModelSpec.model_validate(raw)
+
+
+@dataclass
+class Env:
+    """Settings of one test's deployment, passed to child processes by environment."""
+
+    kafka: str
+    redis_url: str
+    models_dir: Path
+    key_prefix: str
+    logs: Path
+    children: list[subprocess.Popen] = field(default_factory=list)
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "STREAMLEARN_REDIS_URL": self.redis_url,
+            "STREAMLEARN_MODELS_DIR": str(self.models_dir),
+            "STREAMLEARN_KEY_PREFIX": self.key_prefix,
+            "STREAMLEARN_POLL_INTERVAL_SECONDS": "0.5",
+            **extra,
+        }
+
+    def start(self, name: str, *args: str, **extra_env: str) -> subprocess.Popen:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "model_store.cli", *args],
+            env=self.environ(**extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        self.children.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.children:
+            stop(proc, timeout=10)
+
+    def start_trainer(self, model: str, **extra_env: str) -> subprocess.Popen:
+        return self.start(f"train-{model}", "train", "--model", model, **extra_env)
+
+    def start_api(self, port: int, **extra_env: str) -> subprocess.Popen:
+        proc = self.start(f"api-{port}", "serve", "--port", str(port), **extra_env)
+        wait_until(lambda: _healthy(port, proc), timeout=30, what=f"API on port {port}")
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+
+def _healthy(port: int, proc: subprocess.Popen) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"API exited with {proc.returncode}")
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
