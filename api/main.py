@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher = Watcher(manager, settings.poll_interval_seconds)
         watcher.start()
+        # Come up with whatever the store holds, without waiting forever for a Redis that is away.
+        await asyncio.to_thread(watcher.first_pass.wait, 10.0)
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ class Watcher(threading.Thread):
         self.manager = manager
         self.poll_interval = poll_interval
         self.stop_event = threading.Event()
+        self.first_pass = threading.Event()  # set once every model was tried once
         store = manager.store
         self.channels = {store.keys(name).channel: name for name in manager.specs}
 
@@ -36,6 +37,7 @@ class Watcher(threading.Thread):
                 delay = 0.2
             except redis.RedisError as exc:
                 self.manager.store_reachable = False
+                self.first_pass.set()
                 log.warning("watcher lost Redis (%s); retrying in %.1fs", exc, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 5.0)
@@ -46,6 +48,7 @@ class Watcher(threading.Thread):
             if self.channels:
                 pubsub.subscribe(*self.channels)
             self.manager.refresh_all()  # after subscribing: nothing announced in between is missed
+            self.first_pass.set()
             next_poll = time.monotonic() + self.poll_interval
             while not self.stop_event.is_set():
                 message = pubsub.get_message(timeout=0.25) if self.channels else None
