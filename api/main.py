@@ -8,9 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
+from api.errors import validation_error
+from api.limits import BodySizeLimit
 from api.manager import ModelManager
 from api.routes import health, models, predict
+from api.schemas import MAX_BODY_BYTES
 from api.watcher import Watcher
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, load_specs
@@ -28,6 +32,8 @@ def create_app(
     specs = specs if specs is not None else load_specs(settings.models_dir)
     store = store or CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
     key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
+    if key is None:
+        log.warning("STREAMLEARN_SIGNING_KEY is not set: snapshots are loaded without signature checks")
     manager = ModelManager(specs, store, key)
 
     @asynccontextmanager
@@ -52,6 +58,8 @@ def create_app(
     app.state.manager = manager
     for router in (health.router, models.router, predict.router):
         app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_exception_handler(RequestValidationError, validation_error)
     return app
 
 

@@ -48,6 +48,7 @@ class ModelManager:
         self.problems: dict[str, str] = {name: "not loaded yet" for name in specs}
         self.store_reachable = False
         self.refused_total = 0
+        self._refused: dict[str, int] = {}  # model -> version refused, not retried
         self._lock = threading.Lock()  # serialises loaders, never taken by requests
 
     def get(self, name: str) -> Served | None:
@@ -69,10 +70,13 @@ class ModelManager:
                     return current
                 if current and current.version == pointer.version and current.pinned == pointer.pinned:
                     return current
+                if self._refused.get(name) == pointer.version:
+                    return current
                 meta, blob = self.store.fetch(name, pointer.version)
                 state = load_state(meta, blob, self.signing_key)
             except IncompatibleSnapshot as exc:
                 self.refused_total += 1
+                self._refused[name] = pointer.version
                 self.problems[name] = f"refused snapshot: {exc}"
                 log.error("%s", self.problems[name])
                 return self._served.get(name)

@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_store.events import FeatureValue
+from model_store.events import MAX_FEATURES, FeatureValue, ShortStr
 
-MAX_FEATURES = 10_000
 MAX_BATCH = 1_000
+"""Most instances in one batch request."""
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest request body accepted (413 beyond)."""
 
 
 class PredictRequest(BaseModel):
@@ -18,7 +20,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    features: dict[str, FeatureValue] = Field(max_length=MAX_FEATURES)
+    features: dict[ShortStr, FeatureValue] = Field(max_length=MAX_FEATURES)
 
 
 class BatchRequest(BaseModel):
@@ -63,3 +65,19 @@ class VersionInfo(BaseModel):
     pinned: bool
     served: bool
     tag: str | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the error responses a route can give."""
+    described = {
+        401: "missing or wrong API key",
+        403: "endpoint disabled or key not allowed",
+        404: "unknown model or version",
+        413: "request body larger than the limit",
+        503: "no version loaded yet, or the checkpoint store is unreachable; the reason is in detail",
+    }
+    return {code: {"model": ErrorBody, "description": described[code]} for code in codes}

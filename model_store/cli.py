@@ -33,15 +33,27 @@ def _spec(settings: Settings, name: str):
     return specs[name]
 
 
+def _require_signing_key(settings: Settings) -> None:
+    """Loading a pickle runs code: trainer and replicas must share a signing key."""
+    if settings.signing_key is None or not settings.signing_key.get_secret_value():
+        raise SpecError(
+            "STREAMLEARN_SIGNING_KEY is not set: the trainer signs every checkpoint and replicas "
+            "refuse unsigned ones; set the same secret on both sides (e.g. `openssl rand -hex 32`)"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _require_signing_key(settings)
     trainer = importlib.import_module("stream.trainer")
     trainer.run_trainer(_spec(settings, args.model), settings)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    importlib.import_module("api.main").serve(_settings(args), args.host, args.port)
+    settings = _settings(args)
+    _require_signing_key(settings)
+    importlib.import_module("api.main").serve(settings, args.host, args.port)
     return 0
 
 

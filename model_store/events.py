@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-FeatureValue = float | int | bool | str | None
-Label = bool | int | float | str
+MAX_FEATURES = 10_000
+"""Most features one event or one prediction request may carry."""
+MAX_STRING_LENGTH = 1_024
+"""Longest string feature value, label or id."""
+
+# Documented rule: NaN and infinities are refused (JSON has no such numbers; a
+# producer that writes them has a bug), so models never learn from or predict on them.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+ShortStr = Annotated[str, StringConstraints(max_length=MAX_STRING_LENGTH)]
+FeatureValue = FiniteFloat | int | bool | ShortStr | None
+Label = bool | int | FiniteFloat | ShortStr
 Task = Literal["classification", "regression"]
 
 
@@ -16,9 +25,9 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str | None = None
-    ts: str | float | None = None
-    features: dict[str, FeatureValue] = Field(min_length=1)
+    id: ShortStr | None = None
+    ts: ShortStr | FiniteFloat | None = None
+    features: dict[ShortStr, FeatureValue] = Field(min_length=1, max_length=MAX_FEATURES)
     label: Label
 
 

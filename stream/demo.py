@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "STREAMLEARN_REDIS_URL": redis_.url,
             "STREAMLEARN_MODELS_DIR": str(Path(settings.models_dir).resolve()),
             "STREAMLEARN_KEY_PREFIX": f"demo-{int(time.time())}",
+            "STREAMLEARN_SIGNING_KEY": os.environ.get("STREAMLEARN_SIGNING_KEY") or secrets.token_hex(32),
         }
         exe = [sys.executable, "-m", "model_store.cli"]
         logs = work / "logs"

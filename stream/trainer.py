@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -48,9 +49,23 @@ class Trainer:
         self.checkpointer = Checkpointer(spec, store, key)
         self._signing_key = key
         self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, clock)
-        self.learner, self.offsets = self._restore()
+        self.learner: Learner = Learner.from_spec(spec)
+        self.offsets: dict[int, int] = {}
         self._retry_at = 0.0
         self.dead_letters: DeadLetters | None = None
+
+    def restore(self, stop: threading.Event) -> bool:
+        """Load the newest checkpoint (or start fresh), waiting for Redis as long as it takes."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.learner, self.offsets = self._restore()
+                return True
+            except redis.RedisError as exc:
+                log.warning("%s: Redis not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+        return False
 
     def _restore(self) -> tuple[Learner, dict[int, int]]:
         newest = self.store.fetch_latest(self.spec.name)
@@ -105,6 +120,8 @@ class Trainer:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then write a final checkpoint."""
+        if not self.restore(stop):
+            return
         clients = self._connect(stop)
         if clients is None:
             return

@@ -16,7 +16,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "some model has no version loaded; see not_ready"}})
 async def readyz(manager: ManagerDep) -> JSONResponse:
     """200 once every configured model has a version loaded; 503 naming what is missing."""
     served = manager.served()

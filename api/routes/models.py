@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ManagerDep, require_known, served_or_error
-from api.schemas import ModelSummary, VersionInfo
+from api.schemas import ModelSummary, VersionInfo, errors
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -32,7 +32,7 @@ async def list_models(manager: ManagerDep) -> list[ModelSummary]:
     return [_summary(manager, name) for name in sorted(manager.specs)]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404, 503))
 async def get_model(name: str, manager: ManagerDep) -> dict:
     """The served version of one model, its metadata and metrics."""
     served = served_or_error(manager, name)
@@ -42,7 +42,7 @@ async def get_model(name: str, manager: ManagerDep) -> dict:
     }
 
 
-@router.get("/{name}/versions", response_model=list[VersionInfo])
+@router.get("/{name}/versions", response_model=list[VersionInfo], responses=errors(404, 503))
 async def list_versions(name: str, manager: ManagerDep) -> list[VersionInfo]:
     """Retained versions, newest first: events learned, metrics, parent, creation time."""
     require_known(manager, name)

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from api.deps import ManagerDep, served_or_error
 from api.manager import Served
-from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse
+from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, errors
 from model_store.events import clean_features
 
 router = APIRouter(prefix="/models", tags=["predict"])
@@ -41,7 +41,7 @@ def _json(body: dict) -> Response:
     return Response(orjson.dumps(body, option=_JSON_OPTS), media_type="application/json")
 
 
-@router.post("/{name}/predict", response_model=PredictResponse)
+@router.post("/{name}/predict", response_model=PredictResponse, responses=errors(404, 413, 503))
 async def predict(name: str, body: PredictRequest, manager: ManagerDep) -> Response:
     """Predict one instance with the served version; the response names that version."""
     served = served_or_error(manager, name)
@@ -49,7 +49,7 @@ async def predict(name: str, body: PredictRequest, manager: ManagerDep) -> Respo
     return _json({"model": name, "version": served.version, **result})
 
 
-@router.post("/{name}/predict/batch", response_model=BatchResponse)
+@router.post("/{name}/predict/batch", response_model=BatchResponse, responses=errors(404, 413, 503))
 async def predict_batch(name: str, body: BatchRequest, manager: ManagerDep) -> Response:
     """Predict many instances, all with the same version."""
     served = served_or_error(manager, name)

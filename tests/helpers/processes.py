@@ -19,6 +19,7 @@ from model_store.specs import ModelSpec
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
+SIGNING_KEY = "test-signing-key"
 
 
 def wait_until(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
@@ -67,6 +68,7 @@ class Env:
             "STREAMLEARN_MODELS_DIR": str(self.models_dir),
             "STREAMLEARN_KEY_PREFIX": self.key_prefix,
             "STREAMLEARN_POLL_INTERVAL_SECONDS": "0.5",
+            "STREAMLEARN_SIGNING_KEY": SIGNING_KEY,
             **extra,
         }
 

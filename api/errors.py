@@ -1,0 +1,32 @@
+"""422 bodies that never fail to serialise: FastAPI's default echoes the input,
+which breaks on NaN and can be megabytes long."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+
+def _echo(value: Any) -> Any:
+    """Echo small scalar inputs only."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str) and len(value) <= 100:
+        return value
+    return None
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's format (``detail``: list of ``loc``/``msg``/``type``), made safe."""
+    detail = []
+    for err in exc.errors():
+        item = {"type": err.get("type"), "loc": list(err.get("loc", ())), "msg": err.get("msg")}
+        if "input" in err and _echo(err["input"]) is not None:
+            item["input"] = _echo(err["input"])
+        detail.append(item)
+    body = orjson.dumps({"detail": detail}, default=str)
+    return Response(body, status_code=422, media_type="application/json")

@@ -1,0 +1,103 @@
+"""A pickle-based store must not run code it did not write."""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from river import linear_model
+
+from api.main import create_app
+from model_store.settings import Settings
+from model_store.snapshot import SnapshotMeta, dump_state, sign
+from model_store.specs import ModelSpec
+from model_store.store import CheckpointStore
+from tests.helpers.processes import wait_until
+
+KEY = "the-real-signing-key"
+
+
+class Exploit:
+    """Unpickling this creates ``marker``: stands for any code an attacker wants run."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.fixture
+def client(store: CheckpointStore, prefix: str) -> Iterator[TestClient]:
+    spec = ModelSpec.model_validate(
+        {
+            "name": "m",
+            "topic": "m",
+            "task": "classification",
+            "pipeline": ["linear_model.LogisticRegression"],
+            "metrics": ["Accuracy"],
+        }
+    )
+    settings = Settings(
+        redis_url="redis://unused.invalid:1", key_prefix=prefix, signing_key=KEY, poll_interval_seconds=0.2
+    )
+    with TestClient(create_app(settings, specs={"m": spec}, store=store)) as c:
+        yield c
+
+
+def write_raw_version(store: CheckpointStore, blob: bytes, meta: SnapshotMeta) -> int:
+    """What an attacker with write access to Redis (but not the key) can do."""
+    k = store.keys("m")
+    version = int(store.client.incr(k.next_version))
+    meta = meta.model_copy(update={"version": version})
+    store.client.set(k.blob(version), blob)
+    store.client.set(k.meta(version), meta.model_dump_json())
+    store.client.zadd(k.versions, {str(version): version})
+    store.client.set(k.latest, version)
+    store.client.publish(k.channel, b'{"event": "version"}')
+    return version
+
+
+@pytest.mark.parametrize("signature", ["missing", "wrong key"])
+def test_crafted_pickle_is_refused_and_never_executed(client, store, tmp_path, signature):
+    good = store.publish(
+        SnapshotMeta(model="m", task="classification", topic="m", n_learned=1),
+        dump_state({"model": linear_model.LogisticRegression()}),
+        keep=5,
+        signing_key=KEY.encode(),
+    )
+    wait_until(lambda: client.get("/models/m").json().get("version") == good.version, timeout=10)
+
+    marker = tmp_path / "code-ran"
+    blob = pickle.dumps({"model": Exploit(marker)})
+    meta = SnapshotMeta(model="m", task="classification", topic="m", n_learned=2)
+    meta = sign(meta, blob, None if signature == "missing" else b"attacker-guess")
+    bad_version = write_raw_version(store, blob, meta)
+
+    problem = wait_until(
+        lambda: client.get("/models/m").json().get("problem"), timeout=10, what="the refusal to be reported"
+    )
+    assert f"v{bad_version}" in problem
+    assert ("not signed" if signature == "missing" else "signature does not match") in problem
+    assert not marker.exists(), "the crafted pickle was unpickled"
+    assert client.app.state.manager.refused_total >= 1
+    # the replica keeps serving the last good version
+    r = client.post("/models/m/predict", json={"features": {"a": 1.0}})
+    assert r.status_code == 200 and r.json()["version"] == good.version
+
+
+def test_tampered_blob_with_a_reused_signature_is_refused(client, store, tmp_path):
+    honest = dump_state({"model": linear_model.LogisticRegression()})
+    meta = sign(SnapshotMeta(model="m", task="classification", topic="m", n_learned=1), honest, KEY.encode())
+    marker = tmp_path / "code-ran"
+    write_raw_version(store, pickle.dumps({"model": Exploit(marker)}), meta)
+    problem = wait_until(
+        lambda: "refused" in (p := client.get("/models").json()[0]["problem"] or "") and p,
+        timeout=10,
+        what="the refusal to be reported",
+    )
+    assert "digest does not match" in problem or "signature does not match" in problem
+    assert not marker.exists()
