@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from model_store.events import Task
 
@@ -55,6 +55,12 @@ class ModelSpec(BaseModel):
     rolling_window: int = Field(default=1000, ge=1)
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str:
+        """The YAML file this spec came from, for error messages."""
+        return str(self._source) if self._source else f"model '{self.name}'"
 
     @field_validator("name", "topic")
     @classmethod
@@ -94,9 +100,11 @@ def load_spec(path: Path) -> ModelSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping at the top level")
     try:
-        return ModelSpec.model_validate(raw)
+        spec = ModelSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(f"{path}: {_describe(exc)}") from exc
+    spec._source = path
+    return spec
 
 
 def load_specs(models_dir: Path) -> dict[str, ModelSpec]:

@@ -60,7 +60,10 @@ def build_object(step: Any, where: str) -> Any:
             raise SpecError(f"{where}: parameters of {path} must be a mapping")
     else:
         raise SpecError(f"{where}: expected 'module.Class' or {{'module.Class': {{params}}}}")
-    cls = resolve_river_class(path)
+    try:
+        cls = resolve_river_class(path)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
     kwargs = {name: _build_value(v, f"{where}.{path}.{name}") for name, v in params.items()}
     try:
         return cls(**kwargs)
@@ -101,7 +104,12 @@ def _task_estimator(spec: ModelSpec) -> base.Estimator:
 
 
 def validate_spec(spec: ModelSpec) -> None:
-    """Build everything once so a bad config fails at start, naming the field."""
-    build_pipeline(spec)
-    for name in spec.metrics:
-        build_metric(name, spec)
+    """Build everything once so a bad config fails at start, naming the file and the field."""
+    try:
+        build_pipeline(spec)
+        for name in spec.metrics:
+            build_metric(name, spec)
+    except SpecError as exc:
+        if spec.source in str(exc):
+            raise
+        raise SpecError(f"{spec.source}: {exc}") from exc
