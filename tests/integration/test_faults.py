@@ -1,0 +1,170 @@
+"""SPEC section 4 under injected faults: Kafka and Redis restarts, SIGTERM under load.
+
+Each test gets its own broker or redis-server, so stopping it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from river import compose, datasets, linear_model, preprocessing
+
+from model_store.store import CheckpointStore
+from stream.local_services import KafkaServer, RedisServer, free_port
+from stream.publish import publish
+from tests.helpers.processes import Env, stop, wait_until, write_spec
+
+EVENTS = [{"features": x, "label": y} for x, y in datasets.Phishing().take(900)]
+PROBE = [e["features"] for e in EVENTS[:20]]
+
+
+def plain_river(events: list[dict]):
+    model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression())
+    for e in events:
+        model.predict_one(e["features"])
+        model.learn_one(e["features"], e["label"])
+    return model
+
+
+def learned(store: CheckpointStore, name: str, n: int):
+    newest = store.fetch_latest(name)
+    return newest if newest and newest[0].n_learned == n else None
+
+
+@pytest.fixture
+def own_kafka(tmp_path) -> Iterator[KafkaServer]:
+    server = KafkaServer(tmp_path / "own-kafka").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "own-redis", aof=True).start()
+    yield server
+    server.stop()
+
+
+def test_trainer_waits_for_a_stopped_broker_and_resumes_without_loss_or_repeat(
+    own_kafka: KafkaServer, redis_server: RedisServer, prefix: str, tmp_path
+):
+    env = Env(own_kafka.bootstrap, redis_server.url, tmp_path / "models", prefix, tmp_path / "logs")
+    store = CheckpointStore.from_url(redis_server.url, prefix)
+    name = prefix
+    write_spec(env.models_dir, name=name, topic=name)
+    try:
+        env.start_trainer(name)
+        publish(EVENTS[:400], name, own_kafka.bootstrap, progress=False)
+        wait_until(lambda: learned(store, name, 400), timeout=60, what="first 400 learned")
+
+        own_kafka.stop()
+        time.sleep(3)  # the trainer polls a dead broker meanwhile
+        assert env.children[0].poll() is None, "the trainer gave up while Kafka was down"
+        own_kafka.start()
+
+        publish(EVENTS[400:], name, own_kafka.bootstrap, progress=False)
+        meta, blob = wait_until(lambda: learned(store, name, 900), timeout=90, what="all 900 learned")
+        assert meta.offsets == {0: 900}
+        model = pickle.loads(blob)["model"]
+        reference = plain_river(EVENTS)
+        assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    finally:
+        env.stop_all()
+
+
+def test_redis_restart_replicas_keep_serving_and_versions_continue_without_gap(
+    kafka: KafkaServer, own_redis: RedisServer, prefix: str, tmp_path
+):
+    env = Env(kafka.bootstrap, own_redis.url, tmp_path / "models", prefix, tmp_path / "logs")
+    store = CheckpointStore.from_url(own_redis.url, prefix)
+    name = prefix
+    write_spec(env.models_dir, name=name, topic=name)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        env.start_trainer(name)
+        publish(EVENTS[:300], name, kafka.bootstrap, progress=False)
+        before, _ = wait_until(lambda: learned(store, name, 300), timeout=60, what="first 300 learned")
+        env.start_api(port)
+        wait_until(
+            lambda: httpx.get(f"{base}/models/{name}").json().get("version") == before.version,
+            timeout=30,
+            what="replica serving the first version",
+        )
+
+        own_redis.stop()
+        publish(EVENTS[300:600], name, kafka.bootstrap, progress=False)  # learned while Redis is away
+        for x in PROBE:
+            r = httpx.post(f"{base}/models/{name}/predict", json={"features": x})
+            assert r.status_code == 200 and r.json()["version"] == before.version
+        ready = wait_until(
+            lambda: not (b := httpx.get(f"{base}/readyz").json())["store_reachable"] and b,
+            timeout=30,
+            what="replica reporting the store unreachable",
+        )
+        assert ready["models"][name] == before.version
+        time.sleep(2)  # the trainer tries (and fails) to checkpoint meanwhile
+        assert env.children[0].poll() is None, "the trainer died while Redis was down"
+
+        own_redis.start()  # same port, same AOF: versions persist
+        after, _ = wait_until(lambda: learned(store, name, 600), timeout=60, what="600 learned after restart")
+        assert after.version > before.version
+        assert after.offsets == {0: 600}
+        metas = store.list_versions(name)
+        assert [m.version for m in metas] == sorted(m.version for m in metas)
+        assert all(a.n_learned <= b.n_learned for a, b in zip(metas, metas[1:], strict=False))
+        assert metas[-1].parent == metas[-2].version
+        wait_until(
+            lambda: httpx.get(f"{base}/models/{name}").json().get("version") == after.version,
+            timeout=30,
+            what="replica loading the new version",
+        )
+        assert httpx.get(f"{base}/readyz").json()["store_reachable"] is True
+    finally:
+        env.stop_all()
+
+
+def test_sigterm_lets_in_flight_requests_finish_while_other_replicas_keep_serving(
+    env: Env, store: CheckpointStore
+):
+    name = env.key_prefix
+    write_spec(env.models_dir, name=name, topic=name)
+    env.start_trainer(name)
+    publish(EVENTS[:200], name, env.kafka, progress=False)
+    wait_until(lambda: learned(store, name, 200), timeout=60, what="a version")
+    ports = [free_port(), free_port()]
+    doomed, survivor = (env.start_api(p) for p in ports)
+    for p in ports:
+        wait_until(lambda p=p: httpx.get(f"http://127.0.0.1:{p}/readyz").status_code == 200, timeout=30)
+    batch = {"instances": [{"features": x} for x in PROBE] * 50}  # 1000 instances: a slow request
+
+    async def main():
+        async with httpx.AsyncClient(timeout=30) as client:
+            in_flight = [
+                asyncio.create_task(
+                    client.post(f"http://127.0.0.1:{ports[0]}/models/{name}/predict/batch", json=batch)
+                )
+                for _ in range(6)
+            ]
+            await asyncio.sleep(0.05)  # requests sent, responses not yet complete
+            doomed.send_signal(signal.SIGTERM)
+            others = [
+                await client.post(
+                    f"http://127.0.0.1:{ports[1]}/models/{name}/predict", json={"features": PROBE[i % 20]}
+                )
+                for i in range(100)
+            ]
+            return await asyncio.gather(*in_flight), others
+
+    finished, others = asyncio.run(main())
+    assert [r.status_code for r in finished] == [200] * 6
+    assert all(len(r.json()["predictions"]) == 1000 for r in finished)
+    assert {r.status_code for r in others} == {200}
+    assert stop(doomed, timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after draining
+    assert survivor.poll() is None
