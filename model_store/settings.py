@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -30,6 +31,11 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="API fallback poll of Redis when a pub/sub message is lost."
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
     config_file: Path | None = Field(
         default=None, description="Optional YAML file read under the environment."
     )
@@ -48,3 +54,17 @@ class Settings(BaseSettings):
         if yaml_path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(yaml_path)))
         return tuple(sources)
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security keyword arguments for every kafka-python client (empty for PLAINTEXT)."""
+        options: dict[str, Any] = {}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            options["security_protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        return options

@@ -41,6 +41,7 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
             args.limit,
             total,
             partitions=spec.partitions,
+            client_options=settings.kafka_client_options(),
         )
     except (SourceError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,9 +11,11 @@ from kafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create the missing topics (name -> partitions); existing ones are left alone."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamlearn-admin")
+def ensure_topics(bootstrap: str, topics: dict[str, int], **options: object) -> None:
+    """Create the missing topics (name -> partitions); existing ones are left alone.
+
+    ``options`` are the security settings (Settings.kafka_client_options)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamlearn-admin", **options)
     try:
         missing = set(topics) - set(admin.list_topics())
         if missing:
@@ -28,7 +30,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
         admin.close()
 
 
-def make_consumer(bootstrap: str) -> KafkaConsumer:
+def make_consumer(bootstrap: str, **options: object) -> KafkaConsumer:
     """A consumer without a group: the trainer assigns partitions itself and keeps its
     offsets in its checkpoints, never in Kafka (exactly-once learning, SPEC section 4)."""
     return KafkaConsumer(
@@ -39,6 +41,7 @@ def make_consumer(bootstrap: str) -> KafkaConsumer:
         client_id="streamlearn-trainer",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
+        **options,
     )
 
 

@@ -104,10 +104,11 @@ def publish(
     progress: bool = True,
     partitions: int = 1,
     stop: threading.Event | None = None,
+    client_options: dict | None = None,
 ) -> int:
     """Send events as JSON to ``topic``; return how many were sent (``stop`` ends early)."""
-    ensure_topics(bootstrap, {topic: partitions})
-    producer = make_producer(bootstrap)
+    ensure_topics(bootstrap, {topic: partitions}, **(client_options or {}))
+    producer = make_producer(bootstrap, **(client_options or {}))
     if limit is not None:
         events = itertools.islice(events, limit)
         total = min(total, limit) if total else limit

@@ -92,9 +92,11 @@ class Trainer:
         bootstrap = self.settings.kafka_bootstrap_servers
         while not stop.is_set():
             try:
-                ensure_topics(bootstrap, {self.spec.topic: self.spec.partitions, self.spec.dlq_topic: 1})
-                consumer = make_consumer(bootstrap)
-                producer = make_producer(bootstrap)
+                options = self.settings.kafka_client_options()
+                topics = {self.spec.topic: self.spec.partitions, self.spec.dlq_topic: 1}
+                ensure_topics(bootstrap, topics, **options)
+                consumer = make_consumer(bootstrap, **options)
+                producer = make_producer(bootstrap, **options)
                 return consumer, producer
             except KafkaError as exc:
                 log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)

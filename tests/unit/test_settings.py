@@ -1,0 +1,40 @@
+from model_store.settings import Settings
+
+
+def test_defaults_follow_the_spec(monkeypatch):
+    for var in ("STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS", "STREAMLEARN_REDIS_URL", "STREAMLEARN_MODELS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings()
+    assert s.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert str(s.models_dir) == "configs/models"
+    assert s.kafka_client_options() == {}
+
+
+def test_environment_overrides_the_yaml_file(monkeypatch, tmp_path):
+    config = tmp_path / "streamlearn.yaml"
+    config.write_text("redis_url: redis://from-yaml:6379/0\nkey_prefix: from-yaml\n")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(config))
+    monkeypatch.setenv("STREAMLEARN_REDIS_URL", "redis://from-env:6379/0")
+    s = Settings()
+    assert s.redis_url == "redis://from-env:6379/0"
+    assert s.key_prefix == "from-yaml"
+
+
+def test_kafka_security_settings_reach_the_clients_and_secrets_stay_hidden(monkeypatch):
+    monkeypatch.setenv("STREAMLEARN_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("STREAMLEARN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("STREAMLEARN_KAFKA_SASL_USERNAME", "trainer")
+    monkeypatch.setenv("STREAMLEARN_KAFKA_SASL_PASSWORD", "kafka-pass-123")
+    monkeypatch.setenv("STREAMLEARN_SIGNING_KEY", "sign-key-456")
+    monkeypatch.setenv("STREAMLEARN_ADMIN_KEY", "admin-key-789")
+    s = Settings()
+    assert s.kafka_client_options() == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "trainer",
+        "sasl_plain_password": "kafka-pass-123",
+    }
+    shown = repr(s) + str(s) + s.model_dump_json()
+    for secret in ("kafka-pass-123", "sign-key-456", "admin-key-789"):
+        assert secret not in shown
