@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from model_store.records import SourceError
 from model_store.settings import Settings
 from model_store.specs import SpecError, load_specs
 from model_store.store import CheckpointStore, VersionNotFound
@@ -63,6 +64,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     return importlib.import_module("stream.demo").run_demo(args)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _require_signing_key(settings)
+    score = importlib.import_module("api.score")
+    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    key = settings.signing_key.get_secret_value().encode()
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        version, scored, refused = score.score_file(
+            store, args.model, Path(args.file), out, key, args.version, args.label_column
+        )
+    except (LookupError, SourceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.output:
+            out.close()
+    print(f"scored {scored} rows with {args.model} v{version}; {refused} refused", file=sys.stderr)
+    return 0 if refused == 0 else 1
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -129,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     p.add_argument("--limit", type=int, help="stop after N events")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("score", help="batch-score a CSV/JSONL file with a retained version (JSON lines out)")
+    p.add_argument("model")
+    p.add_argument("file", help="FILE.csv or FILE.jsonl")
+    p.add_argument("--version", type=int, help="version to use (default: the one replicas serve)")
+    p.add_argument("--label-column", default="label", help="column ignored if present")
+    p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("versions", help="list a model's retained versions")
     p.add_argument("model")

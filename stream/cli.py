@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from model_store.records import SourceError
 from model_store.settings import Settings
 from model_store.specs import load_specs
-from stream.publish import SourceError, csv_events, dataset_events, jsonl_events, publish
+from stream.publish import dataset_events, file_events, publish
 
 
 def publish_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -25,14 +26,7 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
 
             total = getattr(getattr(datasets, args.dataset, None), "n_samples", None)
         else:
-            path = Path(args.file)
-            if path.suffix == ".csv":
-                events = csv_events(path, args.label_column)
-            elif path.suffix in (".jsonl", ".ndjson"):
-                events = jsonl_events(path, args.label_column)
-            else:
-                print(f"error: {path}: expected a .csv or .jsonl file", file=sys.stderr)
-                return 2
+            events = file_events(Path(args.file), args.label_column)
         sent = publish(
             events,
             spec.topic,

@@ -5,68 +5,30 @@ Any Kafka producer can publish events; this is a convenience with a progress bar
 
 from __future__ import annotations
 
-import csv
 import itertools
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 from tqdm import tqdm
 
+from model_store.records import SourceError, rows
 from stream.kafka_io import ensure_topics, make_producer
 
 
-class SourceError(ValueError):
-    """The input file or dataset cannot be read as events."""
-
-
-def _convert(text: str) -> Any:
-    """CSV cells: empty -> null, true/false -> bool, numbers -> int/float, else string."""
-    if text == "":
-        return None
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def csv_events(path: Path, label_column: str) -> Iterator[dict]:
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or label_column not in reader.fieldnames:
-            raise SourceError(f"{path}: no column '{label_column}' (columns: {reader.fieldnames})")
-        for row in reader:
-            label = _convert(row.pop(label_column))
-            yield {"features": {k: _convert(v) for k, v in row.items()}, "label": label}
-
-
-def jsonl_events(path: Path, label_column: str) -> Iterator[dict]:
-    """Lines are events as they are, or flat records whose ``label_column`` is the label."""
-    with path.open("rb") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise SourceError(f"{path}:{n}: not JSON: {exc}") from exc
-            if "features" in obj:
-                yield obj
-            elif label_column in obj:
-                label = obj.pop(label_column)
-                yield {"features": obj, "label": label}
-            else:
-                raise SourceError(f"{path}:{n}: neither 'features' nor '{label_column}'")
+def file_events(path: Path, label_column: str) -> Iterator[dict]:
+    """Events from a CSV or JSONL file: rows that are events already (a ``features`` key)
+    are kept as they are; flat rows have their ``label_column`` taken out as the label."""
+    for n, row in enumerate(rows(path), 1):
+        if "features" in row:
+            yield row
+        elif label_column in row:
+            label = row.pop(label_column)
+            yield {"features": row, "label": label}
+        else:
+            raise SourceError(f"{path}: row {n} has neither 'features' nor '{label_column}'")
 
 
 def dataset_events(name: str) -> Iterator[dict]:

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 
 from api.deps import ManagerDep, served_or_error
 from api.manager import Served
+from api.predicting import UnusableFeatures, predict_features
 from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, errors
-from model_store.events import clean_features
 
 router = APIRouter(prefix="/models", tags=["predict"])
 log = logging.getLogger(__name__)
@@ -20,20 +20,12 @@ _JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def predict_one(served: Served, features: dict) -> dict[str, Any]:
-    """The prediction the trainer's ``predict_one`` would make, plus class probabilities."""
-    model = served.model
-    x = clean_features(features)
+    """Predict with one snapshot; features it cannot use are the client's 422."""
     try:
-        if served.meta.task == "classification":
-            proba = model.predict_proba_one(x)
-            prediction = max(proba, key=proba.get) if proba else None
-            return {"prediction": prediction, "proba": proba}
-        return {"prediction": model.predict_one(x)}
-    except (TypeError, ValueError, KeyError) as exc:
+        return predict_features(served.model, served.meta.task, features)
+    except UnusableFeatures as exc:
         raise HTTPException(
-            422,
-            detail=f"model '{served.name}' v{served.version} cannot use these features: "
-            f"{type(exc).__name__}: {exc}",
+            422, detail=f"model '{served.name}' v{served.version} cannot use these features: {exc}"
         ) from exc
 
 
