@@ -9,7 +9,7 @@ from pathlib import Path
 from model_store.records import SourceError
 from model_store.settings import Settings
 from model_store.specs import load_specs
-from stream.publish import dataset_events, file_events, publish
+from stream.publish import dataset_events, dataset_size, file_events, publish
 
 
 def publish_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -21,10 +21,7 @@ def publish_command(args: argparse.Namespace, settings: Settings) -> int:
     total = None
     try:
         if args.dataset:
-            events = dataset_events(args.dataset)
-            from river import datasets
-
-            total = getattr(getattr(datasets, args.dataset, None), "n_samples", None)
+            events, total = dataset_events(args.dataset), dataset_size(args.dataset)
         else:
             events = file_events(Path(args.file), args.label_column)
         sent = publish(

@@ -55,7 +55,11 @@ class Learner:
         }
 
     def learn_one(self, x: dict, y: Any) -> Any:
-        """Predict, score, learn; return the prediction made before learning."""
+        """Predict, learn, score; return the prediction made before learning.
+
+        The metrics are updated after ``learn_one`` (with the prediction made before
+        it, so they stay prequential) so that an event the model refuses (it raises)
+        is not counted in them."""
         model = self.model
         if self._needs_proba:
             proba = model.predict_proba_one(x)
@@ -66,13 +70,13 @@ class Learner:
         else:
             y_pred = model.predict_one(x)
             scored = None
+        model.learn_one(x, y)
+        self.n_learned += 1
         if y_pred is not None:
             for name, metric in self.cumulative.items():
                 value = y_pred if scored is None else scored[name]
                 metric.update(y, value)
                 self.rolling[name].update(y, value)
-        model.learn_one(x, y)
-        self.n_learned += 1
         return y_pred
 
     def metric_values(self) -> tuple[dict[str, float | None], dict[str, float | None]]:

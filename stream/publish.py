@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 from tqdm import tqdm
@@ -31,14 +32,23 @@ def file_events(path: Path, label_column: str) -> Iterator[dict]:
             raise SourceError(f"{path}: row {n} has neither 'features' nor '{label_column}'")
 
 
-def dataset_events(name: str) -> Iterator[dict]:
-    """A dataset River ships (Phishing, Bananas, TrumpApproval, ...) or a synth generator."""
+def _dataset(name: str) -> Any:
     from river import datasets
 
     cls = getattr(datasets, name, None) or getattr(datasets.synth, name, None)
     if not isinstance(cls, type):
         raise SourceError(f"river.datasets has no dataset '{name}'")
-    dataset = cls()
+    return cls()
+
+
+def dataset_size(name: str) -> int | None:
+    """Number of samples of a bundled dataset (None for endless generators)."""
+    return getattr(_dataset(name), "n_samples", None)
+
+
+def dataset_events(name: str) -> Iterator[dict]:
+    """A dataset River ships (Phishing, Bananas, TrumpApproval, ...) or a synth generator."""
+    dataset = _dataset(name)
     for x, y in dataset:
         yield {"features": dict(x), "label": y}
 
