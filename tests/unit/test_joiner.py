@@ -1,0 +1,77 @@
+import pickle
+
+from stream.joiner import Joined, Joiner, Unjoinable
+
+
+def joiner(**kw) -> Joiner:
+    return Joiner(max_age_ms=kw.pop("max_age_ms", 1000), max_pending=kw.pop("max_pending", 10))
+
+
+def test_label_after_prediction_joins_with_the_served_features_and_delay():
+    j = joiner()
+    assert j.add_prediction("a", 100, {"x": 1}, True, {True: 0.8, False: 0.2}, 7) is None
+    joined = j.add_label("a", 350, False, b"raw")
+    assert joined == Joined("a", {"x": 1}, False, True, {True: 0.8, False: 0.2}, 7, 250)
+    assert j.counts["hit"] == 1 and not j.predictions
+
+
+def test_label_before_prediction_waits_then_joins():
+    j = joiner()
+    assert j.add_label("a", 100, 3.5, b"raw") is None
+    joined = j.add_prediction("a", 90, {"x": 2}, 3.0, None, 1)
+    assert isinstance(joined, Joined) and joined.label == 3.5 and joined.delay_ms == 10
+
+
+def test_prediction_without_label_expires_by_event_time():
+    j = joiner()
+    j.add_prediction("a", 0, {"x": 1}, 1, None, 1)
+    j.add_prediction("b", 1500, {"x": 1}, 1, None, 1)
+    assert j.expire() == []
+    assert j.counts["expired"] == 1 and list(j.predictions) == ["b"]
+    late = j.add_label("a", 1600, 1, b"late")
+    assert isinstance(late, Unjoinable) and late.reason.startswith("expired")
+
+
+def test_label_past_max_age_is_refused_even_before_the_sweep():
+    j = joiner()
+    j.add_prediction("a", 0, {"x": 1}, 1, None, 1)
+    late = j.add_label("a", 5000, 1, b"late")
+    assert isinstance(late, Unjoinable) and late.reason.startswith("expired")
+
+
+def test_label_with_unknown_id_is_refused_after_max_age():
+    j = joiner()
+    assert j.add_label("ghost", 0, 1, b"raw-ghost") is None
+    j.add_prediction("other", 2000, {"x": 1}, 1, None, 1)
+    refused = j.expire()
+    assert [(r.id, r.raw) for r in refused] == [("ghost", b"raw-ghost")]
+    assert refused[0].reason.startswith("unknown id")
+
+
+def test_bounds_evict_the_oldest():
+    j = joiner(max_pending=2)
+    for i in range(3):
+        j.add_prediction(f"p{i}", i, {}, 1, None, 1)
+    assert list(j.predictions) == ["p1", "p2"] and j.counts["expired"] == 1
+    j.add_label("l0", 0, 1, b"0")
+    j.add_label("l1", 0, 1, b"1")
+    evicted = j.add_label("l2", 0, 1, b"2")
+    assert isinstance(evicted, Unjoinable) and evicted.id == "l0" and evicted.reason.startswith("unknown id")
+
+
+def test_duplicate_label_and_replayed_prediction_are_not_joined_twice():
+    j = joiner()
+    j.add_prediction("a", 0, {"x": 1}, 1, None, 1)
+    assert isinstance(j.add_label("a", 1, 1, b""), Joined)
+    assert j.add_prediction("a", 0, {"x": 1}, 1, None, 1) is None
+    dup = j.add_label("a", 2, 1, b"")
+    assert isinstance(dup, Unjoinable) and dup.reason.startswith("duplicate")
+
+
+def test_state_round_trips_through_pickle_with_builtins_only():
+    j = joiner()
+    j.add_prediction("a", 0, {"x": 1}, 1, None, 1)
+    j.add_label("b", 5, 0, b"raw")
+    restored = Joiner(1000, 10, pickle.loads(pickle.dumps(j.state())))
+    assert isinstance(restored.add_label("a", 10, 1, b""), Joined)
+    assert isinstance(restored.add_prediction("b", 3, {"x": 2}, 0, None, 1), Joined)
