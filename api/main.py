@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from api.errors import validation_error
 from api.limits import BodySizeLimit
 from api.manager import ModelManager
+from api.prediction_log import PredictionLog
 from api.routes import health, models, predict
 from api.schemas import MAX_BODY_BYTES
 from api.watcher import Watcher
@@ -40,6 +41,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher = Watcher(manager, settings.poll_interval_seconds)
         watcher.start()
+        if app.state.prediction_log is not None:
+            app.state.prediction_log.start()
         # Come up with whatever the store holds, without waiting forever for a Redis that is away.
         await asyncio.to_thread(watcher.first_pass.wait, 10.0)
         try:
@@ -47,6 +50,8 @@ def create_app(
         finally:
             watcher.stop()
             watcher.join(timeout=5)
+            if app.state.prediction_log is not None:
+                app.state.prediction_log.stop()
 
     app = FastAPI(
         title="streamlearn",
@@ -56,6 +61,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.manager = manager
+    logging_wanted = any(spec.delayed_labels.log_predictions for spec in specs.values())
+    app.state.prediction_log = (
+        PredictionLog(settings.kafka_bootstrap_servers, settings.kafka_client_options())
+        if logging_wanted
+        else None
+    )
     for router in (health.router, models.router, predict.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)

@@ -20,6 +20,9 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    id: ShortStr | None = Field(
+        default=None, description="Your id for this prediction; send the label later with the same id"
+    )
     features: dict[ShortStr, FeatureValue] = Field(max_length=MAX_FEATURES)
 
 
@@ -30,6 +33,7 @@ class BatchRequest(BaseModel):
 
 
 class Prediction(BaseModel):
+    id: str = Field(description="The request's id, or one generated for it")
     prediction: Any
     proba: dict[str, float] | None = None
 

@@ -35,6 +35,20 @@ class CheckpointPolicy(BaseModel):
     keep: int = Field(default=20, ge=1)
 
 
+class DelayedLabels(BaseModel):
+    """Predict now, learn when the label arrives (docs/delayed-labels.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    log_predictions: bool = Field(
+        default=True, description="Log every served prediction to <topic>.predictions for the join"
+    )
+    max_age_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest wait between prediction and label"
+    )
+    max_pending: int = Field(default=100_000, ge=1, description="Most predictions (and early labels) held")
+
+
 class ModelSpec(BaseModel):
     """One model: where its events come from, what it learns, how it is checkpointed."""
 
@@ -55,6 +69,7 @@ class ModelSpec(BaseModel):
     rolling_window: int = Field(default=1000, ge=1)
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
+    delayed_labels: DelayedLabels = DelayedLabels()
     _source: Path | None = PrivateAttr(default=None)
 
     @property
@@ -76,6 +91,10 @@ class ModelSpec(BaseModel):
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic}.dlq"
+
+    @property
+    def predictions_topic(self) -> str:
+        return f"{self.topic}.predictions"
 
     def config_hash(self) -> str:
         """Stable hash of the spec, recorded in every checkpoint."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from stream.local_services import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_ONLY = {"stream", "kafka", "tqdm", "crc32c"}
+TRAINING_ONLY = {"stream", "tqdm", "crc32c"}
 SERVING_ONLY = {"api", "fastapi", "uvicorn", "starlette"}
 
 
@@ -38,6 +38,17 @@ def test_api_never_imports_training_code():
     assert not offenders, offenders
 
 
+def test_api_uses_kafka_for_its_prediction_log_producer_only():
+    """The serving side may produce to Kafka (the prediction log); it never consumes."""
+    for path in (ROOT / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "kafka" for a in node.names), path
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "kafka":
+                assert {a.name for a in node.names} <= {"KafkaProducer"}, (path, node.module)
+        assert "KafkaConsumer" not in path.read_text(), path
+
+
 def test_model_store_imports_neither_side_at_module_level():
     for path in (ROOT / "model_store").rglob("*.py"):
         tree = ast.parse(path.read_text())
@@ -47,7 +58,7 @@ def test_model_store_imports_neither_side_at_module_level():
                 names = [a.name.split(".")[0] for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module.split(".")[0]]
-            assert not set(names) & (TRAINING_ONLY | SERVING_ONLY), f"{path.name}: {names}"
+            assert not set(names) & (TRAINING_ONLY | SERVING_ONLY | {"kafka"}), f"{path.name}: {names}"
 
 
 def test_stream_never_imports_serving_code():
@@ -61,7 +72,8 @@ def test_dependency_groups_keep_the_sides_apart():
     extras = project["optional-dependencies"]
     serve = {d.split("[")[0] for d in extras["serve"]}
     train = {d.split("[")[0] for d in extras["train"]}
-    assert "kafka-python" not in core | serve
+    assert "kafka-python" not in core  # the serving side gets it for its producer only
+    assert "crc32c" not in core | serve  # fast consuming is the trainer's business
     assert not {"fastapi", "uvicorn"} & (core | train)
     assert "river" in core  # one River, pinned in constraints.txt for both sides
     pins = (ROOT / "constraints.txt").read_text()
