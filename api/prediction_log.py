@@ -63,7 +63,8 @@ class PredictionLog:
             linger_ms=20,
             acks=1,
             max_block_ms=2000,  # only this thread ever waits
-            request_timeout_ms=10_000,
+            request_timeout_ms=5_000,
+            delivery_timeout_ms=15_000,  # a record Kafka did not take within 15 s is dropped (counted)
             **self.client_options,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_FEATURES = 10_000
 """Most features one event or one prediction request may carry."""
@@ -21,14 +21,24 @@ Task = Literal["classification", "regression"]
 
 
 class Event(BaseModel):
-    """One labeled observation. Unknown top-level fields are ignored (forward compatible)."""
+    """One labeled observation, or a label-only event for a prediction served earlier.
+
+    A label-only event (``features`` omitted) needs the ``id`` its prediction was
+    served with; the trainer joins it with the logged prediction. Unknown
+    top-level fields are ignored (forward compatible)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: ShortStr | None = None
     ts: ShortStr | FiniteFloat | None = None
-    features: dict[ShortStr, FeatureValue] = Field(min_length=1, max_length=MAX_FEATURES)
+    features: dict[ShortStr, FeatureValue] | None = Field(default=None, min_length=1, max_length=MAX_FEATURES)
     label: Label
+
+    @model_validator(mode="after")
+    def _label_only_needs_an_id(self) -> Event:
+        if self.features is None and not self.id:
+            raise ValueError("'features' is required, unless this is a label-only event with an 'id'")
+        return self
 
 
 def label_fits(task: Task, label: Label) -> bool:

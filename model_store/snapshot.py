@@ -44,6 +44,12 @@ class SnapshotMeta(BaseModel):
     offsets: dict[int, int] = Field(
         default_factory=dict, description="partition -> next offset to read; events before it are learned"
     )
+    prediction_offsets: dict[int, int] = Field(
+        default_factory=dict, description="partition of <topic>.predictions -> next offset (delayed labels)"
+    )
+    served: dict[str, Any] = Field(
+        default_factory=dict, description="scores of served predictions whose labels arrived (delayed labels)"
+    )
     metrics: dict[str, float | None] = Field(default_factory=dict)
     rolling_metrics: dict[str, float | None] = Field(default_factory=dict)
     python_version: str = Field(default_factory=python_version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -49,8 +50,11 @@ class Checkpointer:
         self.parent: int | None = None
         self.config_hash = spec.config_hash()
 
-    def publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta:
-        blob = dump_state(learner.state())
+    def publish(
+        self, learner: Learner, offsets: dict[int, int], extra_state: dict | None = None, **meta_fields: Any
+    ) -> SnapshotMeta:
+        """``extra_state`` joins the learner's in the blob; ``meta_fields`` go to the metadata."""
+        blob = dump_state({**learner.state(), **(extra_state or {})})
         cumulative, rolling = learner.metric_values()
         meta = SnapshotMeta(
             model=self.spec.name,
@@ -62,15 +66,18 @@ class Checkpointer:
             metrics=cumulative,
             rolling_metrics=rolling,
             config_hash=self.config_hash,
+            **meta_fields,
         )
         meta = self.store.publish(meta, blob, keep=self.spec.checkpoint.keep, signing_key=self.signing_key)
         self.parent = meta.version
         return meta
 
-    def try_publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta | None:
+    def try_publish(
+        self, learner: Learner, offsets: dict[int, int], extra_state: dict | None = None, **meta_fields: Any
+    ) -> SnapshotMeta | None:
         """Publish, or log and return None when Redis is unreachable (retried later)."""
         try:
-            return self.publish(learner, offsets)
+            return self.publish(learner, offsets, extra_state, **meta_fields)
         except redis.RedisError as exc:
             log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
             return None

@@ -7,6 +7,15 @@ from pydantic import ValidationError
 from model_store.events import Event, Label, Task, clean_features, label_fits
 
 
+class LabelOnly(Exception):
+    """Not an error: a label for a prediction served earlier, to be joined by id."""
+
+    def __init__(self, id_: str, label: Label) -> None:
+        super().__init__(id_)
+        self.id = id_
+        self.label = label
+
+
 class BadEvent(ValueError):
     """The message cannot be learned from; ``reason`` goes to the dead-letter topic."""
 
@@ -27,7 +36,9 @@ def _describe(error: ValidationError) -> str:
 
 
 def decode(raw: bytes | None, task: Task) -> tuple[dict, Label]:
-    """Parse and validate in one pass (pydantic's JSON parser), then check the label's type."""
+    """Parse and validate in one pass (pydantic's JSON parser), then check the label's type.
+
+    Raises BadEvent for what cannot be learned, LabelOnly for a label-only event."""
     if not raw:
         raise BadEvent("empty message")
     try:
@@ -36,4 +47,6 @@ def decode(raw: bytes | None, task: Task) -> tuple[dict, Label]:
         raise BadEvent(_describe(exc)) from None
     if not label_fits(task, event.label):
         raise BadEvent(f"label {event.label!r} ({type(event.label).__name__}) does not fit a {task} model")
+    if event.features is None:
+        raise LabelOnly(event.id, event.label)  # type: ignore[arg-type]
     return clean_features(event.features), event.label

@@ -18,7 +18,9 @@ from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from stream.checkpoints import CheckpointDue, Checkpointer
 from stream.dead_letters import DeadLetters
-from stream.events import BadEvent, decode
+from stream.delayed import DelayedLabels
+from stream.events import BadEvent, LabelOnly, decode
+from stream.joiner import Joined, Unjoinable
 from stream.kafka_io import ensure_topics, make_consumer, make_producer
 from stream.learner import Learner
 from stream.pipeline import validate_spec
@@ -51,6 +53,9 @@ class Trainer:
         self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, clock)
         self.learner: Learner = Learner.from_spec(spec)
         self.offsets: dict[int, int] = {}
+        self.delayed: DelayedLabels | None = (
+            DelayedLabels(spec) if spec.delayed_labels.log_predictions else None
+        )
         self._retry_at = 0.0
         self.dead_letters: DeadLetters | None = None
 
@@ -73,7 +78,10 @@ class Trainer:
             log.info("%s: no checkpoint yet, starting from a fresh pipeline", self.spec.name)
             return Learner.from_spec(self.spec), {}
         meta, blob = newest
-        learner = Learner.from_state(load_state(meta, blob, self._signing_key))
+        state = load_state(meta, blob, self._signing_key)
+        learner = Learner.from_state(state)
+        if self.delayed is not None:
+            self.delayed = DelayedLabels(self.spec, state, meta.prediction_offsets)
         self.checkpointer.parent = meta.version
         log.info(
             "%s: resumed from v%d (%d learned, offsets %s)",
@@ -94,6 +102,8 @@ class Trainer:
             try:
                 options = self.settings.kafka_client_options()
                 topics = {self.spec.topic: self.spec.partitions, self.spec.dlq_topic: 1}
+                if self.delayed is not None:
+                    topics[self.delayed.topic] = self.spec.partitions
                 ensure_topics(bootstrap, topics, **options)
                 consumer = make_consumer(bootstrap, **options)
                 producer = make_producer(bootstrap, **options)
@@ -105,16 +115,22 @@ class Trainer:
         return None
 
     def _assign(self, consumer: KafkaConsumer) -> None:
-        partitions = None
-        while not partitions:
-            partitions = consumer.partitions_for_topic(self.spec.topic)
-            if not partitions:
-                time.sleep(0.2)
-        tps = [TopicPartition(self.spec.topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        for tp in tps:
-            if tp.partition in self.offsets:
-                consumer.seek(tp, self.offsets[tp.partition])
+        """Every partition of the topic (and of the prediction log), at the checkpoint's offsets."""
+        wanted = {self.spec.topic: self.offsets}
+        if self.delayed is not None:
+            wanted[self.delayed.topic] = self.delayed.offsets
+        assigned: list[tuple[TopicPartition, int | None]] = []
+        for topic, offsets in wanted.items():
+            partitions = None
+            while not partitions:
+                partitions = consumer.partitions_for_topic(topic)
+                if not partitions:
+                    time.sleep(0.2)
+            assigned += [(TopicPartition(topic, p), offsets.get(p)) for p in sorted(partitions)]
+        consumer.assign([tp for tp, _ in assigned])
+        for tp, offset in assigned:
+            if offset is not None:
+                consumer.seek(tp, offset)
             else:
                 consumer.seek_to_beginning(tp)
 
@@ -134,7 +150,17 @@ class Trainer:
             while not stop.is_set():
                 batches = consumer.poll(timeout_ms=200, max_records=2000)
                 for tp, records in batches.items():
-                    self._learn_batch(tp.partition, records)
+                    if self.delayed is not None and tp.topic == self.delayed.topic:
+                        self.due.events += len(records)
+                        for joined in self.delayed.on_predictions(tp.partition, records):
+                            self._learn_joined(joined)
+                    else:
+                        self._learn_batch(tp.partition, records)
+                        if self.delayed is not None and records:
+                            self.delayed.advance(records[-1].timestamp)
+                if self.delayed is not None:
+                    for refused in self.delayed.expire():
+                        self._dead_label(refused)
                 if self.due():
                     self.checkpoint()
             if self.due.events:
@@ -150,6 +176,8 @@ class Trainer:
             try:
                 x, y = decode(record.value, task)
                 learner.learn_one(x, y)
+            except LabelOnly as label:
+                self._label(label, record, partition)
             except BadEvent as exc:
                 dead.send(record.value, record.key, exc.reason, topic, partition, record.offset)
             except Exception as exc:  # the model refused this event: never stop the trainer
@@ -160,6 +188,34 @@ class Trainer:
             if due.events >= due.every_events and self.due():
                 self.checkpoint()
 
+    # -- delayed labels ----------------------------------------------------------
+
+    def _label(self, label: LabelOnly, record: object, partition: int) -> None:
+        """A label-only event: learn now if its prediction was logged, else wait or refuse."""
+        if self.delayed is None:
+            reason = "label-only event, but this model does not log predictions (delayed_labels)"
+            self.dead_letters.send(
+                record.value, record.key, reason, self.spec.topic, partition, record.offset
+            )
+            return
+        outcome = self.delayed.on_label(label.id, label.label, record)
+        if isinstance(outcome, Joined):
+            self._learn_joined(outcome)
+        elif isinstance(outcome, Unjoinable):
+            self._dead_label(outcome)
+
+    def _learn_joined(self, joined: Joined) -> None:
+        """Learn from the features that were served; score the prediction that was served."""
+        try:
+            self.learner.learn_one(joined.features, joined.label)
+        except Exception as exc:  # the model refused these features: count, never stop
+            log.warning("%s: joined event %s not learned: %s", self.spec.name, joined.id, exc)
+            return
+        self.delayed.scored(joined)  # type: ignore[union-attr]
+
+    def _dead_label(self, refused: Unjoinable) -> None:
+        self.dead_letters.send(refused.raw, refused.id.encode(), refused.reason, self.spec.topic, -1, -1)
+
     def checkpoint(self, force: bool = False) -> None:
         """Publish a version including every offset consumed so far; on failure retry later."""
         now = self.clock()
@@ -167,7 +223,11 @@ class Trainer:
             return
         if self.dead_letters is not None:
             self.dead_letters.flush()  # a checkpoint must not include offsets whose DLQ copy may be lost
-        meta = self.checkpointer.try_publish(self.learner, self.offsets)
+        if self.delayed is not None:
+            extra_state, extra_meta = self.delayed.state(), self.delayed.meta_fields()
+        else:
+            extra_state, extra_meta = None, {}
+        meta = self.checkpointer.try_publish(self.learner, self.offsets, extra_state, **extra_meta)
         if meta is None:
             self._retry_at = now + 1.0
             return

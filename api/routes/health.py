@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ManagerDep
@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "some model has no version loaded; see not_ready"}})
-async def readyz(manager: ManagerDep) -> JSONResponse:
+async def readyz(manager: ManagerDep, request: Request) -> JSONResponse:
     """200 once every configured model has a version loaded; 503 naming what is missing."""
     served = manager.served()
     missing = {n: manager.problems.get(n, "not loaded") for n in manager.specs if n not in served}
@@ -27,4 +27,11 @@ async def readyz(manager: ManagerDep) -> JSONResponse:
         "not_ready": missing,
         "store_reachable": manager.store_reachable,
     }
+    prediction_log = request.app.state.prediction_log
+    if prediction_log is not None:
+        body["prediction_log"] = {
+            "connected": prediction_log.connected,
+            "sent": prediction_log.sent,
+            "dropped": prediction_log.dropped,
+        }
     return JSONResponse(body, status_code=200 if not missing else 503)

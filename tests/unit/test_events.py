@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from stream.events import BadEvent, decode
+from stream.events import BadEvent, LabelOnly, decode
 
 
 def raw(obj) -> bytes:
@@ -29,7 +29,7 @@ def test_null_features_are_dropped_as_missing():
         (b'{"features": {"a": 1}, "label": ', "not JSON"),
         (b"", "empty message"),
         (raw({"features": {"a": 1}}), "schema: field 'label'"),
-        (raw({"label": 1}), "schema: field 'features'"),
+        (raw({"label": 1}), "schema: field '(top level)': Value error, 'features' is required"),
         (raw({"features": {}, "label": 1}), "schema: field 'features'"),
         (raw({"features": {"a": [1, 2]}, "label": 1}), "schema: field 'features.a"),
         (raw({"features": {"a": 1}, "label": {"nested": 1}}), "schema: field 'label"),
@@ -62,3 +62,14 @@ def test_regression_rejects_non_numeric_labels(label):
 @pytest.mark.parametrize("label", [3, 2.75, -1e6])
 def test_regression_accepts_numbers(label):
     assert decode(raw({"features": {"a": 1}, "label": label}), "regression")[1] == label
+
+
+def test_label_only_event_with_an_id_is_announced_for_the_join():
+    with pytest.raises(LabelOnly) as info:
+        decode(raw({"id": "p-1", "label": True}), "classification")
+    assert (info.value.id, info.value.label) == ("p-1", True)
+
+
+def test_label_only_event_still_needs_a_label_that_fits_the_task():
+    with pytest.raises(BadEvent, match="does not fit a regression model"):
+        decode(raw({"id": "p-1", "label": "high"}), "regression")

@@ -1,0 +1,84 @@
+"""The trainer's side of delayed labels: read the prediction log, join labels, learn
+from the features that were served, and score what was served."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from model_store.events import clean_features
+from model_store.specs import ModelSpec
+from stream.joiner import Joined, Joiner, Unjoinable
+from stream.served_scores import ServedScores
+
+log = logging.getLogger(__name__)
+
+
+class DelayedLabels:
+    """Joiner + served scores + offsets of ``<topic>.predictions``; all of it checkpointed."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        state: dict[str, Any] | None = None,
+        prediction_offsets: dict[int, int] | None = None,
+    ) -> None:
+        self.spec = spec
+        config = spec.delayed_labels
+        state = state or {}
+        self.joiner = Joiner(int(config.max_age_seconds * 1000), config.max_pending, state.get("joiner"))
+        self.scores = ServedScores(spec, state.get("served"))
+        self.offsets: dict[int, int] = dict(prediction_offsets or {})
+        self.bad_log_records = 0
+
+    @property
+    def topic(self) -> str:
+        return self.spec.predictions_topic
+
+    def state(self) -> dict[str, Any]:
+        return {"joiner": self.joiner.state(), "served": self.scores.state()}
+
+    def meta_fields(self) -> dict[str, Any]:
+        return {"prediction_offsets": dict(self.offsets), "served": self.scores.summary(self.joiner.counts)}
+
+    def on_predictions(self, partition: int, records: list) -> list[Joined]:
+        """Logged predictions; returns the joins completed by labels that were waiting."""
+        joined = []
+        for record in records:
+            self.offsets[partition] = record.offset + 1
+            try:
+                logged = orjson.loads(record.value)
+                id_, features = logged["id"], logged["features"]
+                if not isinstance(id_, str) or not isinstance(features, dict):
+                    raise TypeError("id must be a string and features an object")
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                self.bad_log_records += 1
+                log.warning("%s: unreadable prediction log record at %d: %s", self.topic, record.offset, exc)
+                continue
+            done = self.joiner.add_prediction(
+                id_,
+                record.timestamp,
+                clean_features(features),
+                logged.get("prediction"),
+                logged.get("proba"),
+                logged.get("version"),
+            )
+            if done is not None:
+                joined.append(done)
+        return joined
+
+    def on_label(self, id_: str, label: Any, record: Any) -> Joined | Unjoinable | None:
+        return self.joiner.add_label(id_, record.timestamp, label, record.value)
+
+    def advance(self, ts_ms: int) -> None:
+        """Event time moves with every record the trainer reads, not only labels and predictions."""
+        if ts_ms > self.joiner.watermark_ms:
+            self.joiner.watermark_ms = ts_ms
+
+    def expire(self) -> list[Unjoinable]:
+        return self.joiner.expire()
+
+    def scored(self, joined: Joined) -> None:
+        self.scores.update(joined)
