@@ -151,7 +151,8 @@ class Trainer:
                 batches = consumer.poll(timeout_ms=200, max_records=2000)
                 for tp, records in batches.items():
                     if self.delayed is not None and tp.topic == self.delayed.topic:
-                        self.due.events += len(records)
+                        # not counted toward a checkpoint: logged predictions alone change no model,
+                        # and after a crash they are simply read again from prediction_offsets
                         for joined in self.delayed.on_predictions(tp.partition, records):
                             self._learn_joined(joined)
                     else:
@@ -212,6 +213,7 @@ class Trainer:
             log.warning("%s: joined event %s not learned: %s", self.spec.name, joined.id, exc)
             return
         self.delayed.scored(joined)  # type: ignore[union-attr]
+        self.due.events += 1
 
     def _dead_label(self, refused: Unjoinable) -> None:
         self.dead_letters.send(refused.raw, refused.id.encode(), refused.reason, self.spec.topic, -1, -1)
