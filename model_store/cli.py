@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label")
     p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     p.add_argument("--limit", type=int, help="stop after N events")
+    p.add_argument(
+        "--delayed-labels",
+        action="store_true",
+        help="ask the API for each prediction now and publish only the label later (label-only events)",
+    )
+    p.add_argument("--api", default="http://127.0.0.1:8000", help="API base URL for --delayed-labels")
+    p.add_argument("--label-delay", type=float, default=5.0, help="seconds between prediction and label")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("score", help="batch-score a CSV/JSONL file with a retained version (JSON lines out)")

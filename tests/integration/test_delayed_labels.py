@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -14,7 +16,7 @@ from river import datasets, metrics
 from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer
 from stream.publish import publish
-from tests.helpers.processes import Env, stop, wait_until, write_spec
+from tests.helpers.processes import ROOT, Env, stop, wait_until, write_spec
 
 ROWS = list(datasets.Phishing().take(400))
 
@@ -192,3 +194,37 @@ def test_predictions_keep_being_answered_while_kafka_is_down_and_drops_are_count
     finally:
         env.stop_all()
         own_kafka.stop()
+
+
+def test_publish_replays_a_dataset_with_predictions_now_and_labels_later(env: Env, port: int):
+    name, base, store = start(env, port, max_age=600, warmup=50)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_store.cli",
+            "publish",
+            "--model",
+            name,
+            "--dataset",
+            "Phishing",
+            "--limit",
+            "60",
+            "--delayed-labels",
+            "--api",
+            base,
+            "--label-delay",
+            "0.5",
+            "--rate",
+            "200",
+        ],
+        env=env.environ(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "60 predictions" in result.stdout and "60 labels" in result.stdout
+    meta, _ = wait_until(lambda: learned(store, name, 110), timeout=60, what="the replayed labels learned")
+    assert meta.served["joins"]["hit"] == 60
