@@ -69,6 +69,9 @@ class VersionInfo(BaseModel):
     pinned: bool
     served: bool
     tag: str | None = None
+    served_metrics: dict[str, Any] = Field(
+        default_factory=dict, description="scores of served predictions whose labels arrived (delayed labels)"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -65,6 +65,7 @@ async def list_versions(name: str, manager: ManagerDep) -> list[VersionInfo]:
             pinned=m.version == pinned,
             served=served is not None and served.version == m.version,
             tag=tags.get(m.version),
+            served_metrics=m.served,
         )
         for m in reversed(metas)
     ]
