@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         description="Prefix of every Redis key and channel, so several deployments share a Redis.",
     )
     admin_key: SecretStr | None = None
+    predict_key: SecretStr | None = Field(
+        default=None, description="When set, prediction endpoints need it (X-API-Key or Bearer)"
+    )
     signing_key: SecretStr | None = None
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="API fallback poll of Redis when a pub/sub message is lost."

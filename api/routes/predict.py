@@ -8,16 +8,16 @@ import uuid
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from api.deps import ManagerDep, served_or_error
+from api.deps import ManagerDep, require_predict_key, served_or_error
 from api.manager import ModelManager, Served
 from api.predicting import UnusableFeatures, predict_features
 from api.prediction_log import PredictionLog
 from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, errors
 
-router = APIRouter(prefix="/models", tags=["predict"])
+router = APIRouter(prefix="/models", tags=["predict"], dependencies=[Depends(require_predict_key)])
 log = logging.getLogger(__name__)
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -61,7 +61,7 @@ def _log(
     log_.submit(spec.predictions_topic, id_, record)
 
 
-@router.post("/{name}/predict", response_model=PredictResponse, responses=errors(404, 413, 503))
+@router.post("/{name}/predict", response_model=PredictResponse, responses=errors(401, 404, 413, 503))
 async def predict(name: str, body: PredictRequest, manager: ManagerDep, request: Request) -> Response:
     """Predict one instance with the served version; the response names that version and the id
     to send the label with later."""
@@ -72,7 +72,7 @@ async def predict(name: str, body: PredictRequest, manager: ManagerDep, request:
     return _json({"model": name, "version": served.version, "id": id_, **result})
 
 
-@router.post("/{name}/predict/batch", response_model=BatchResponse, responses=errors(404, 413, 503))
+@router.post("/{name}/predict/batch", response_model=BatchResponse, responses=errors(401, 404, 413, 503))
 async def predict_batch(name: str, body: BatchRequest, manager: ManagerDep, request: Request) -> Response:
     """Predict many instances, all with the same version."""
     served = served_or_error(manager, name)

@@ -101,3 +101,41 @@ def test_tampered_blob_with_a_reused_signature_is_refused(client, store, tmp_pat
     )
     assert "digest does not match" in problem or "signature does not match" in problem
     assert not marker.exists()
+
+
+def test_prediction_endpoints_can_require_a_key(store: CheckpointStore, prefix: str):
+    spec = ModelSpec.model_validate(
+        {
+            "name": "m",
+            "topic": "m",
+            "task": "classification",
+            "pipeline": ["linear_model.LogisticRegression"],
+            "metrics": ["Accuracy"],
+        }
+    )
+    settings = Settings(
+        redis_url="redis://unused.invalid:1",
+        key_prefix=prefix,
+        signing_key=KEY,
+        predict_key="predict-secret",
+        poll_interval_seconds=0.2,
+    )
+    store.publish(
+        SnapshotMeta(model="m", task="classification", topic="m", n_learned=1),
+        dump_state({"model": linear_model.LogisticRegression()}),
+        keep=5,
+        signing_key=KEY.encode(),
+    )
+    with TestClient(create_app(settings, specs={"m": spec}, store=store)) as c:
+        wait_until(lambda: c.get("/readyz").status_code == 200, timeout=10)
+        body = {"features": {"a": 1.0}}
+        assert c.post("/models/m/predict", json=body).status_code == 401
+        assert c.post("/models/m/predict", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert (
+            c.post("/models/m/predict", json=body, headers={"X-API-Key": "predict-secret"}).status_code == 200
+        )
+        bearer = {"Authorization": "Bearer predict-secret"}
+        assert (
+            c.post("/models/m/predict/batch", json={"instances": [body]}, headers=bearer).status_code == 200
+        )
+        assert c.get("/models/m").status_code == 200  # reading model state stays open
