@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.manager import ModelManager, Served
 from model_store.settings import Settings
+
+# Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="AdminKey")
+_bearer = HTTPBearer(auto_error=False, scheme_name="AdminBearer")
 
 
 def get_manager(request: Request) -> ModelManager:
@@ -20,6 +26,32 @@ def get_settings(request: Request) -> Settings:
 
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def require_admin(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    """Admin endpoints need ``STREAMLEARN_ADMIN_KEY``; without a configured key they are disabled,
+    never open. The key is compared in constant time."""
+    expected = settings.admin_key.get_secret_value() if settings.admin_key else ""
+    if not expected:
+        raise HTTPException(
+            403, detail="admin endpoints are disabled: set STREAMLEARN_ADMIN_KEY on the API to enable them"
+        )
+    given = api_key or (bearer.credentials if bearer else None)
+    if not given:
+        raise HTTPException(
+            401,
+            detail="admin key required: send 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(403, detail="wrong admin key")
+
+
+AdminDep = Depends(require_admin)
 
 
 def require_known(manager: ModelManager, name: str) -> None:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.manager import ModelManager
-from api.routes import health, models, predict
+from api.routes import admin, health, models, predict
 from api.watcher import Watcher
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, load_specs
@@ -50,7 +50,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.manager = manager
-    for router in (health.router, models.router, predict.router):
+    for router in (health.router, models.router, predict.router, admin.router):
         app.include_router(router)
     return app
 

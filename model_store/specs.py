@@ -35,6 +35,28 @@ class CheckpointPolicy(BaseModel):
     keep: int = Field(default=20, ge=1)
 
 
+class PromotionPolicy(BaseModel):
+    """Which new versions are served (docs/architecture.md, "Promotion and rollback")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        description="Serve a new version only if its rolling main metric is no worse than the "
+        "promoted version's by more than this; null serves every version.",
+    )
+    auto_rollback: bool = Field(
+        default=False, description="Pin the last healthy version when an alert follows a promotion."
+    )
+    alert_drop: float = Field(
+        default=0.1,
+        gt=0,
+        description="Built-in alert: the rolling main metric is this much worse than while the "
+        "last healthy version served.",
+    )
+
+
 class ModelSpec(BaseModel):
     """One model: where its events come from, what it learns, how it is checkpointed."""
 
@@ -55,6 +77,7 @@ class ModelSpec(BaseModel):
     rolling_window: int = Field(default=1000, ge=1)
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
+    promotion: PromotionPolicy = PromotionPolicy()
 
     @field_validator("name", "topic")
     @classmethod

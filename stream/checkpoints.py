@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 import redis
 
+from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore
+from model_store.store import CheckpointStore, ResetRequest
 from stream.learner import Learner
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,14 @@ class Checkpointer:
         self.signing_key = signing_key
         self.parent: int | None = None
         self.config_hash = spec.config_hash()
+        self.gate = PromotionGate(spec, store)
+        # The hook for alerts (issue 3's error-rate monitor): set auto_rollback.alert_source.
+        self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
 
-    def publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta:
+    def publish(
+        self, learner: Learner, offsets: dict[int, int], reset: ResetRequest | None = None
+    ) -> SnapshotMeta:
+        """Publish a version; the promotion gate decides whether it is served (a reset always is)."""
         blob = dump_state(learner.state())
         cumulative, rolling = learner.metric_values()
         meta = SnapshotMeta(
@@ -63,14 +70,32 @@ class Checkpointer:
             rolling_metrics=rolling,
             config_hash=self.config_hash,
         )
-        meta = self.store.publish(meta, blob, keep=self.spec.checkpoint.keep, signing_key=self.signing_key)
+        bigger_is_better = bool(getattr(learner.cumulative[self.spec.main_metric], "bigger_is_better", True))
+        decision = self.gate.decide(meta, bigger_is_better)
+        promote = decision.promote or reset is not None
+        meta = self.store.publish(
+            meta,
+            blob,
+            keep=self.spec.checkpoint.keep,
+            signing_key=self.signing_key,
+            promote=promote,
+            hold_reason=decision.reason,
+            applies_reset=reset,
+        )
         self.parent = meta.version
+        if not promote:
+            log.warning("%s v%d held: %s", self.spec.name, meta.version, decision.reason)
+        if self.auto_rollback is not None:
+            self.auto_rollback.bigger_is_better = bigger_is_better
+            self.auto_rollback.after_checkpoint(meta, decision.served_before)
         return meta
 
-    def try_publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta | None:
+    def try_publish(
+        self, learner: Learner, offsets: dict[int, int], reset: ResetRequest | None = None
+    ) -> SnapshotMeta | None:
         """Publish, or log and return None when Redis is unreachable (retried later)."""
         try:
-            return self.publish(learner, offsets)
+            return self.publish(learner, offsets, reset)
         except redis.RedisError as exc:
             log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
             return None
