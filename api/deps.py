@@ -51,6 +51,7 @@ def require_admin(
         raise HTTPException(403, detail="wrong admin key")
 
 
+# Router-level dependency (``APIRouter(dependencies=[AdminDep])``): every admin route, none forgotten.
 AdminDep = Depends(require_admin)
 
 

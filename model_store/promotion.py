@@ -126,7 +126,11 @@ class AutoRollback:
     def after_checkpoint(self, meta: SnapshotMeta, served_before: int | None) -> int | None:
         """Called once ``meta`` is published; ``served_before`` is the version promoted before it.
         Returns the version pinned, if any."""
-        alert = self.alert_source(meta)
+        try:
+            alert = self.alert_source(meta)
+        except Exception:  # a broken monitor must not stop the trainer after a published checkpoint
+            log.exception("%s: alert source failed at v%d; no decision", meta.model, meta.version)
+            return None
         if alert is None:
             if served_before is not None:  # it served through this checkpoint's window unalarmed
                 self.last_healthy = (served_before, meta.rolling_metrics.get(self.metric))
