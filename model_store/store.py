@@ -100,7 +100,7 @@ class CheckpointStore:
 
         def write(tx: redis.client.Pipeline) -> None:
             doomed = self._expired_after(tx, meta.model, version, keep, promote)
-            pending = tx.get(k.reset_request)
+            pending, latest_before, promoted_before = tx.mget(k.reset_request, k.latest, k.promoted)
             finishes_reset = (
                 applies_reset is not None
                 and pending is not None
@@ -115,6 +115,8 @@ class CheckpointStore:
                 tx.set(k.promoted, version)
             else:
                 tx.hset(k.held, str(version), hold_reason or "held by the promotion gate")
+                if promoted_before is None and latest_before is not None:
+                    tx.set(k.promoted, latest_before)  # a store from before the gate: keep serving that
             tx.sadd(models_index(self.prefix), meta.model)
             for old in doomed:
                 tx.delete(k.blob(old), k.meta(old))
@@ -122,7 +124,8 @@ class CheckpointStore:
                 tx.hdel(k.held, str(old))
             if finishes_reset:
                 tx.delete(k.reset_request)
-                self._audit(tx, meta.model, "reset applied", version=meta.parent, applied_as=version)
+                target = applies_reset.version
+                self._audit(tx, meta.model, "reset applied", version=target, applied_as=version)
             tx.publish(k.channel, announcement)
 
         self._transaction(write, k.pinned, k.tags, k.promoted, k.reset_request)
@@ -152,6 +155,8 @@ class CheckpointStore:
         pinned, promoted, reset = reader.mget(k.pinned, k.promoted, k.reset_request)
         protected = set(newest) | {int(v) for v in reader.hkeys(k.tags)}
         protected |= {int(v) for v in (pinned, None if promote else promoted) if v is not None}
+        if not promote and promoted is None and existing:
+            protected.add(max(existing))  # becomes the promoted one (a store from before the gate)
         if reset is not None:
             protected.add(ResetRequest.model_validate_json(reset).version)
         return [v for v in existing if v not in protected]

@@ -114,3 +114,14 @@ def test_every_pointer_change_is_audited_with_who_and_why(store: CheckpointStore
         ("pin", 1, "incident 42", "api"),
     ]
     assert store.pin_reason("m") is None
+
+
+def test_a_store_from_before_the_gate_keeps_serving_its_newest_version_when_one_is_held(
+    store: CheckpointStore,
+):
+    store.publish(meta(1), blob(1), keep=1)
+    store.client.delete(store.keys("m").promoted)  # as written before the promoted pointer existed
+    assert store.served_pointer("m").version == 1
+    store.publish(meta(2), blob(2), keep=1, promote=False)
+    assert store.served_pointer("m").version == 1
+    assert store.version_numbers("m") == [1, 2]
