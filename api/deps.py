@@ -5,11 +5,15 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
-from pydantic import SecretStr
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.manager import ModelManager, Served
 from model_store.settings import Settings
+
+# Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="AdminKey")
+_bearer = HTTPBearer(auto_error=False, scheme_name="AdminBearer")
 
 
 def get_manager(request: Request) -> ModelManager:
@@ -22,6 +26,33 @@ def get_settings(request: Request) -> Settings:
 
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def require_admin(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    """Admin endpoints need ``STREAMLEARN_ADMIN_KEY``; without a configured key they are disabled,
+    never open. The key is compared in constant time."""
+    expected = settings.admin_key.get_secret_value() if settings.admin_key else ""
+    if not expected:
+        raise HTTPException(
+            403, detail="admin endpoints are disabled: set STREAMLEARN_ADMIN_KEY on the API to enable them"
+        )
+    given = api_key or (bearer.credentials if bearer else None)
+    if not given:
+        raise HTTPException(
+            401,
+            detail="admin key required: send 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(403, detail="wrong admin key")
+
+
+# Router-level dependency (``APIRouter(dependencies=[AdminDep])``): every admin route, none forgotten.
+AdminDep = Depends(require_admin)
 
 
 def require_known(manager: ModelManager, name: str) -> None:
@@ -38,31 +69,23 @@ def served_or_error(manager: ModelManager, name: str) -> Served:
     raise HTTPException(503, detail=manager.problems.get(name, f"model '{name}' is not loaded"))
 
 
-def presented_key(request: Request) -> str | None:
-    """The API key a client sent: ``X-API-Key: K`` or ``Authorization: Bearer K``."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+_predict_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="PredictKey")
+_predict_bearer = HTTPBearer(auto_error=False, scheme_name="PredictBearer")
 
 
-def key_matches(presented: str | None, expected: SecretStr) -> bool:
-    """Constant-time comparison, so response timing says nothing about the key."""
-    if presented is None:
-        return False
-    return hmac.compare_digest(presented.encode(), expected.get_secret_value().encode())
-
-
-def require_predict_key(request: Request) -> None:
-    """Prediction endpoints are open unless STREAMLEARN_PREDICT_KEY is set."""
-    expected = request.app.state.settings.predict_key
-    if expected is None:
+def require_predict_key(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_predict_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_predict_bearer)],
+) -> None:
+    """Prediction endpoints are open unless STREAMLEARN_PREDICT_KEY is set (constant-time check)."""
+    if settings.predict_key is None:
         return
-    if not key_matches(presented_key(request), expected):
+    given = api_key or (bearer.credentials if bearer else None)
+    expected = settings.predict_key.get_secret_value().encode()
+    if not given or not hmac.compare_digest(given.encode(), expected):
         raise HTTPException(
             401,
-            detail="this endpoint needs an API key: send X-API-Key or Authorization: Bearer",
+            detail="this endpoint needs an API key: send 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )

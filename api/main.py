@@ -14,7 +14,7 @@ from api.errors import validation_error
 from api.limits import BodySizeLimit
 from api.manager import ModelManager
 from api.prediction_log import PredictionLog
-from api.routes import health, models, predict
+from api.routes import admin, health, models, predict
 from api.schemas import MAX_BODY_BYTES
 from api.watcher import Watcher
 from model_store.settings import Settings
@@ -67,7 +67,7 @@ def create_app(
         if logging_wanted
         else None
     )
-    for router in (health.router, models.router, predict.router):
+    for router in (health.router, models.router, predict.router, admin.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,13 +61,16 @@ class ModelSummary(BaseModel):
 
 class VersionInfo(BaseModel):
     version: int
-    parent: int | None
+    parent: int | None = Field(description="Version it was learned from (lineage); after a reset to N, N")
     created_at: datetime
     n_learned: int
     metrics: dict[str, float | None]
     rolling_metrics: dict[str, float | None]
     pinned: bool
-    served: bool
+    served: bool = Field(description="Served by this replica")
+    promoted: bool = Field(default=False, description="The promotion gate's current pick")
+    held: bool = Field(default=False, description="Held back by the promotion gate (recorded, not served)")
+    hold_reason: str | None = None
     tag: str | None = None
     served_metrics: dict[str, Any] = Field(
         default_factory=dict, description="scores of served predictions whose labels arrived (delayed labels)"
@@ -88,3 +91,50 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "no version loaded yet, or the checkpoint store is unreachable; the reason is in detail",
     }
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
+
+
+class Pointers(BaseModel):
+    """What the store says replicas should serve: the pin, else the promoted version."""
+
+    latest: int | None
+    promoted: int | None
+    pinned: int | None
+    pin_reason: str | None = None
+    reset_pending: int | None = Field(default=None, description="Version a requested reset goes back to")
+
+
+class RollbackRequest(BaseModel):
+    """pin: every replica serves ``version`` until unpinned. reset: the trainer continues learning
+    from ``version`` (keeping its Kafka offsets); its next version has ``version`` as parent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    mode: Literal["pin", "reset"] = "pin"
+    reason: str | None = Field(default=None, max_length=500, description="Recorded with the change")
+
+
+class RollbackResponse(BaseModel):
+    model: str
+    version: int
+    mode: Literal["pin", "reset"]
+    detail: str
+    served_here: int | None = Field(description="Version this replica serves after the change")
+
+
+class UnpinResponse(BaseModel):
+    model: str
+    unpinned: int | None = Field(description="The version that was pinned, null if none was")
+    served_here: int | None
+
+
+class TagRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+class TagResponse(BaseModel):
+    model: str
+    version: int
+    label: str | None

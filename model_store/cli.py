@@ -87,43 +87,85 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0 if refused == 0 else 1
 
 
-def cmd_versions(args: argparse.Namespace) -> int:
+def _store(args: argparse.Namespace) -> CheckpointStore:
     settings = _settings(args)
-    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
-    pinned, latest, tags = store.pinned(args.model), store.latest_version(args.model), store.tags(args.model)
+    return CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    store = _store(args)
+    pointer = store.served_pointer(args.model)
+    tags, held = store.tags(args.model), store.held(args.model)
     metas = store.list_versions(args.model)
     if not metas:
         print(f"model '{args.model}' has no versions")
         return 1
-    print(f"{'version':>7} {'parent':>6} {'learned':>9}  {'created (UTC)':19}  metrics")
+    if pointer.pinned:
+        print(f"pinned to v{pointer.version}: {store.pin_reason(args.model) or 'no reason given'}")
+    reset = store.reset_request(args.model)
+    if reset is not None:
+        print(f"reset to v{reset.version} requested, waiting for the trainer")
+    print(f"{'version':>7} {'parent':>6} {'learned':>9}  {'created (UTC)':19}  metrics (rolling)")
     for m in reversed(metas):
-        flags = " ".join(
-            f for f, on in (("latest", m.version == latest), ("pinned", m.version == pinned)) if on
-        )
-        label = f" tag={tags[m.version]}" if m.version in tags else ""
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in m.metrics.items() if v is not None)
+        flags = [
+            flag
+            for flag, on in (
+                ("SERVED", m.version == pointer.version),
+                ("latest", m.version == pointer.latest),
+                ("promoted", m.version == pointer.promoted),
+                ("pinned", pointer.pinned and m.version == pointer.version),
+                ("held", m.version in held),
+            )
+            if on
+        ]
+        if m.version in tags:
+            flags.append(f"tag={tags[m.version]}")
+        metrics = ", ".join(f"{k}={_fmt(v)} ({_fmt(m.rolling_metrics.get(k))})" for k, v in m.metrics.items())
         print(
             f"{m.version:>7} {m.parent if m.parent is not None else '-':>6} {m.n_learned:>9}  "
-            f"{m.created_at:%Y-%m-%d %H:%M:%S}  {metrics} {flags}{label}"
+            f"{m.created_at:%Y-%m-%d %H:%M:%S}  {metrics}  {' '.join(flags)}"
         )
+        if args.reasons and m.version in held:
+            print(f"{'':>7} held: {held[m.version]}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
-    if args.mode != "pin":
-        print("only --mode pin is available so far", file=sys.stderr)
-        return 2
-    store.pin(args.model, args.to)
-    print(f"{args.model}: every replica now serves v{args.to} (pinned)")
+    store = _store(args)
+    if args.mode == "pin":
+        store.pin(args.model, args.to, reason=args.reason, by="cli")
+        print(f"{args.model}: every replica now serves v{args.to} (pinned; `streamlearn unpin` to undo)")
+        return 0
+    store.request_reset(args.model, args.to, reason=args.reason, by="cli")
+    print(
+        f"{args.model}: reset to v{args.to} requested; the trainer continues from it, keeping its "
+        f"Kafka offsets, and publishes a version with parent {args.to}"
+    )
     return 0
 
 
 def cmd_unpin(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    CheckpointStore.from_url(settings.redis_url, settings.key_prefix).unpin(args.model)
-    print(f"{args.model}: replicas follow the newest version again")
+    was = _store(args).unpin(args.model, by="cli")
+    pinned = f" (was pinned to v{was})" if was is not None else " (nothing was pinned)"
+    print(f"{args.model}: replicas follow the promoted version again{pinned}")
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.remove:
+        store.untag(args.model, args.version, by="cli")
+        print(f"{args.model}: v{args.version} untagged")
+        return 0
+    if not args.label:
+        print("error: give a LABEL, or --remove", file=sys.stderr)
+        return 2
+    store.tag(args.model, args.version, args.label, by="cli")
+    print(f"{args.model}: v{args.version} tagged '{args.label}' (kept by retention)")
     return 0
 
 
@@ -167,19 +209,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("versions", help="list a model's retained versions")
+    p = sub.add_parser(
+        "versions", help="list a model's retained versions: lineage, metrics, served/pinned/held/tags"
+    )
     p.add_argument("model")
+    p.add_argument("--reasons", action="store_true", help="also print why held versions were held")
     p.set_defaults(func=cmd_versions)
 
-    p = sub.add_parser("rollback", help="serve (pin) an earlier version on every replica")
+    p = sub.add_parser("rollback", help="pin an earlier version on every replica, or reset the trainer to it")
     p.add_argument("model")
     p.add_argument("--to", type=int, required=True, help="version number")
-    p.add_argument("--mode", choices=["pin", "reset"], default="pin")
+    p.add_argument(
+        "--mode",
+        choices=["pin", "reset"],
+        default="pin",
+        help="pin: replicas serve it until unpinned; reset: the trainer continues learning from it",
+    )
+    p.add_argument("--reason", help="recorded with the change")
     p.set_defaults(func=cmd_rollback)
 
-    p = sub.add_parser("unpin", help="let replicas follow the newest version again")
+    p = sub.add_parser("unpin", help="let replicas follow the promoted (newest healthy) version again")
     p.add_argument("model")
     p.set_defaults(func=cmd_unpin)
+
+    p = sub.add_parser("tag", help="label a version (tagged versions survive retention)")
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+    p.add_argument("label", nargs="?")
+    p.add_argument("--remove", action="store_true", help="remove the version's label")
+    p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("demo", help="start Kafka, Redis, trainers and the API and stream a dataset")
     p.add_argument("--rate", type=float, default=25.0, help="events per second per model")

@@ -36,6 +36,31 @@ class ModelKeys:
         return self._k("pinned")
 
     @property
+    def promoted(self) -> str:
+        """Newest version the promotion gate let through; served when nothing is pinned."""
+        return self._k("promoted")
+
+    @property
+    def held(self) -> str:
+        """Hash version -> why the promotion gate held it back (recorded, not served)."""
+        return self._k("held")
+
+    @property
+    def pin_reason(self) -> str:
+        """Why the current pin was set (operator's reason or the auto-rollback policy's)."""
+        return self._k("pin_reason")
+
+    @property
+    def reset_request(self) -> str:
+        """A pending reset for the trainer: JSON {id, version, reason, by, requested_at}."""
+        return self._k("reset_request")
+
+    @property
+    def audit(self) -> str:
+        """Capped stream of pointer changes: pin, unpin, reset, tag, untag, and who asked why."""
+        return self._k("audit")
+
+    @property
     def tags(self) -> str:
         """Hash version -> label; tagged versions survive retention."""
         return self._k("tags")

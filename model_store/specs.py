@@ -49,6 +49,28 @@ class DelayedLabels(BaseModel):
     max_pending: int = Field(default=100_000, ge=1, description="Most predictions (and early labels) held")
 
 
+class PromotionPolicy(BaseModel):
+    """Which new versions are served (docs/architecture.md, "Promotion and rollback")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        description="Serve a new version only if its rolling main metric is no worse than the "
+        "promoted version's by more than this; null serves every version.",
+    )
+    auto_rollback: bool = Field(
+        default=False, description="Pin the last healthy version when an alert follows a promotion."
+    )
+    alert_drop: float = Field(
+        default=0.1,
+        gt=0,
+        description="Built-in alert: the rolling main metric is this much worse than while the "
+        "last healthy version served.",
+    )
+
+
 class ModelSpec(BaseModel):
     """One model: where its events come from, what it learns, how it is checkpointed."""
 
@@ -76,6 +98,8 @@ class ModelSpec(BaseModel):
     def source(self) -> str:
         """The YAML file this spec came from, for error messages."""
         return str(self._source) if self._source else f"model '{self.name}'"
+
+    promotion: PromotionPolicy = PromotionPolicy()
 
     @field_validator("name", "topic")
     @classmethod

@@ -7,14 +7,21 @@ announcement), so no reader ever sees metadata without its blob or half a versio
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis
+from pydantic import BaseModel, Field
 
 from model_store.keys import ModelKeys, models_index
 from model_store.snapshot import SnapshotMeta, sign
+
+AUDIT_MAXLEN = 1_000
 
 
 class StoreError(RuntimeError):
@@ -31,11 +38,22 @@ class VersionNotFound(StoreError):
 
 @dataclass(frozen=True)
 class ServedPointer:
-    """Which version a replica should serve, and why."""
+    """Which version a replica should serve, and why: the pin, else the promoted one, else the newest."""
 
     version: int | None
     pinned: bool
     latest: int | None
+    promoted: int | None = None
+
+
+class ResetRequest(BaseModel):
+    """An operator's request that the trainer continue learning from ``version``."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    version: int
+    reason: str | None = None
+    by: str = "cli"
+    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class CheckpointStore:
@@ -55,38 +73,92 @@ class CheckpointStore:
     # -- writing (trainer only) ------------------------------------------------
 
     def publish(
-        self, meta: SnapshotMeta, blob: bytes, keep: int, signing_key: bytes | None = None
+        self,
+        meta: SnapshotMeta,
+        blob: bytes,
+        keep: int,
+        signing_key: bytes | None = None,
+        promote: bool = True,
+        hold_reason: str | None = None,
+        applies_reset: ResetRequest | None = None,
     ) -> SnapshotMeta:
         """Store a new version atomically; return its metadata, version and signature set.
 
         The version number is allocated first (INCR, never reused even if this call
         fails later), then the metadata is signed with it, then everything is
-        written in one transaction.
+        written in one transaction. ``promote`` moves the ``promoted`` pointer
+        (what replicas serve when nothing is pinned); otherwise the version is
+        recorded as held, with ``hold_reason``. The transaction WATCHes the
+        pointers retention protects, so a pin or tag set meanwhile is honoured.
+        A version that ``applies_reset`` removes that request in the same
+        transaction, so a restarted trainer never applies a reset twice.
         """
         k = self.keys(meta.model)
         version = int(self.client.incr(k.next_version))
         meta = sign(meta.model_copy(update={"version": version}), blob, signing_key)
-        doomed = self._expired_after(meta.model, version, keep)
-        with self.client.pipeline(transaction=True) as tx:
+        announcement = orjson.dumps({"event": "version", "version": version, "promoted": promote})
+
+        def write(tx: redis.client.Pipeline) -> None:
+            doomed = self._expired_after(tx, meta.model, version, keep, promote)
+            pending, latest_before, promoted_before = tx.mget(k.reset_request, k.latest, k.promoted)
+            finishes_reset = (
+                applies_reset is not None
+                and pending is not None
+                and ResetRequest.model_validate_json(pending).id == applies_reset.id
+            )
+            tx.multi()
             tx.set(k.blob(version), blob)
             tx.set(k.meta(version), meta.model_dump_json())
             tx.zadd(k.versions, {str(version): version})
             tx.set(k.latest, version)
+            if promote:
+                tx.set(k.promoted, version)
+            else:
+                tx.hset(k.held, str(version), hold_reason or "held by the promotion gate")
+                if promoted_before is None and latest_before is not None:
+                    tx.set(k.promoted, latest_before)  # a store from before the gate: keep serving that
             tx.sadd(models_index(self.prefix), meta.model)
             for old in doomed:
                 tx.delete(k.blob(old), k.meta(old))
                 tx.zrem(k.versions, str(old))
-            tx.publish(k.channel, orjson.dumps({"event": "version", "version": version}))
-            tx.execute()
+                tx.hdel(k.held, str(old))
+            if finishes_reset:
+                tx.delete(k.reset_request)
+                target = applies_reset.version
+                self._audit(tx, meta.model, "reset applied", version=target, applied_as=version)
+            tx.publish(k.channel, announcement)
+
+        self._transaction(write, k.pinned, k.tags, k.promoted, k.reset_request)
         return meta
 
-    def _expired_after(self, model: str, new_version: int, keep: int) -> list[int]:
-        """Versions retention drops once ``new_version`` exists: beyond the newest
-        ``keep``, except the pinned one and tagged ones."""
+    def _transaction(self, body: Callable[[redis.client.Pipeline], None], *watched: str) -> None:
+        """Run ``body`` (reads, then MULTI, then writes) until no watched key changed meanwhile."""
+        with self.client.pipeline(transaction=True) as tx:
+            while True:
+                try:
+                    tx.watch(*watched)
+                    body(tx)
+                    tx.execute()
+                    return
+                except redis.WatchError:
+                    tx.reset()
+
+    def _expired_after(
+        self, reader: Any, model: str, new_version: int, keep: int, promote: bool
+    ) -> list[int]:
+        """Versions retention drops once ``new_version`` exists: beyond the newest ``keep``,
+        except the pinned, the promoted (unless ``new_version`` replaces it), the tagged ones
+        and one a pending reset names."""
         k = self.keys(model)
-        existing = [int(v) for v in self.client.zrange(k.versions, 0, -1)]
+        existing = [int(v) for v in reader.zrange(k.versions, 0, -1)]
         newest = sorted([*existing, new_version], reverse=True)[:keep]
-        protected = set(newest) | set(self.tags(model)) | {self.pinned(model)}
+        pinned, promoted, reset = reader.mget(k.pinned, k.promoted, k.reset_request)
+        protected = set(newest) | {int(v) for v in reader.hkeys(k.tags)}
+        protected |= {int(v) for v in (pinned, None if promote else promoted) if v is not None}
+        if not promote and promoted is None and existing:
+            protected.add(max(existing))  # becomes the promoted one (a store from before the gate)
+        if reset is not None:
+            protected.add(ResetRequest.model_validate_json(reset).version)
         return [v for v in existing if v not in protected]
 
     def append_metric_point(self, model: str, point: dict[str, Any], maxlen: int = 10_000) -> None:
@@ -100,39 +172,142 @@ class CheckpointStore:
 
     # -- pointers --------------------------------------------------------------
 
-    def pin(self, model: str, version: int) -> None:
-        """Serve ``version`` on every replica until unpinned."""
+    def _if_exists(self, model: str, version: int, write: Callable[[redis.client.Pipeline], None]) -> None:
+        """Run ``write`` in a transaction only while ``version`` is retained (WATCHing the index,
+        so retention cannot remove it between the check and the write)."""
         k = self.keys(model)
-        if not self.client.exists(k.meta(version)):
-            raise VersionNotFound(model, version, self.version_numbers(model))
-        with self.client.pipeline(transaction=True) as tx:
-            tx.set(k.pinned, version)
-            tx.publish(k.channel, orjson.dumps({"event": "pin", "version": version}))
-            tx.execute()
 
-    def unpin(self, model: str) -> None:
+        def body(tx: redis.client.Pipeline) -> None:
+            if tx.zscore(k.versions, str(version)) is None:
+                raise VersionNotFound(model, version, [int(v) for v in tx.zrange(k.versions, 0, -1)])
+            tx.multi()
+            write(tx)
+
+        self._transaction(body, k.versions)
+
+    def _audit(self, tx: redis.client.Pipeline, model: str, action: str, **fields: Any) -> None:
+        entry = {"action": action, "at": time.time(), **{k: v for k, v in fields.items() if v is not None}}
+        tx.xadd(self.keys(model).audit, {"json": orjson.dumps(entry)}, maxlen=AUDIT_MAXLEN, approximate=True)
+
+    def pin(self, model: str, version: int, reason: str | None = None, by: str = "cli") -> None:
+        """Serve ``version`` on every replica until unpinned; raise VersionNotFound if it is not retained."""
+        k = self.keys(model)
+
+        def write(tx: redis.client.Pipeline) -> None:
+            tx.set(k.pinned, version)
+            if reason:
+                tx.set(k.pin_reason, reason)
+            else:
+                tx.delete(k.pin_reason)
+            self._audit(tx, model, "pin", version=version, reason=reason, by=by)
+            tx.publish(k.channel, orjson.dumps({"event": "pin", "version": version}))
+
+        self._if_exists(model, version, write)
+
+    def unpin(self, model: str, by: str = "cli") -> int | None:
+        """Let replicas follow the promoted version again; return the version that was pinned."""
         k = self.keys(model)
         with self.client.pipeline(transaction=True) as tx:
-            tx.delete(k.pinned)
+            tx.get(k.pinned)
+            tx.delete(k.pinned, k.pin_reason)
+            self._audit(tx, model, "unpin", by=by)
             tx.publish(k.channel, orjson.dumps({"event": "unpin"}))
-            tx.execute()
+            was = tx.execute()[0]
+        return int(was) if was is not None else None
 
     def pinned(self, model: str) -> int | None:
         raw = self.client.get(self.keys(model).pinned)
         return int(raw) if raw is not None else None
 
+    def pin_reason(self, model: str) -> str | None:
+        raw = self.client.get(self.keys(model).pin_reason)
+        return raw.decode() if raw is not None else None
+
+    def promoted(self, model: str) -> int | None:
+        raw = self.client.get(self.keys(model).promoted)
+        return int(raw) if raw is not None else None
+
+    def held(self, model: str) -> dict[int, str]:
+        """Versions the promotion gate held back, with the reason."""
+        raw = self.client.hgetall(self.keys(model).held)
+        return {int(v): reason.decode() for v, reason in raw.items()}
+
     def tags(self, model: str) -> dict[int, str]:
         raw = self.client.hgetall(self.keys(model).tags)
         return {int(v): label.decode() for v, label in raw.items()}
 
-    def served_pointer(self, model: str) -> ServedPointer:
-        """The version replicas should serve: the pin if set, else the newest."""
+    def tag(self, model: str, version: int, label: str, by: str = "cli") -> None:
+        """Label a retained version; tagged versions survive retention."""
         k = self.keys(model)
-        pinned, latest = self.client.mget(k.pinned, k.latest)
-        latest_v = int(latest) if latest is not None else None
+
+        def write(tx: redis.client.Pipeline) -> None:
+            tx.hset(k.tags, str(version), label)
+            self._audit(tx, model, "tag", version=version, label=label, by=by)
+
+        self._if_exists(model, version, write)
+
+    def untag(self, model: str, version: int, by: str = "cli") -> bool:
+        """Remove a version's label (retention may then drop it); False if it had none."""
+        k = self.keys(model)
+        with self.client.pipeline(transaction=True) as tx:
+            tx.hdel(k.tags, str(version))
+            self._audit(tx, model, "untag", version=version, by=by)
+            removed = tx.execute()[0]
+        return bool(removed)
+
+    # -- resets (requested here, applied by the trainer) ------------------------
+
+    def request_reset(
+        self, model: str, version: int, reason: str | None = None, by: str = "cli"
+    ) -> ResetRequest:
+        """Ask the trainer to continue learning from ``version`` (replacing any pending request)."""
+        k = self.keys(model)
+        request = ResetRequest(version=version, reason=reason, by=by)
+
+        def write(tx: redis.client.Pipeline) -> None:
+            tx.set(k.reset_request, request.model_dump_json())
+            self._audit(tx, model, "reset", version=version, reason=reason, by=by, request=request.id)
+            tx.publish(k.channel, orjson.dumps({"event": "reset", "version": version}))
+
+        self._if_exists(model, version, write)
+        return request
+
+    def reset_request(self, model: str) -> ResetRequest | None:
+        raw = self.client.get(self.keys(model).reset_request)
+        return ResetRequest.model_validate_json(raw) if raw is not None else None
+
+    def drop_reset(self, model: str, request: ResetRequest, why: str) -> bool:
+        """Remove a request that cannot be applied (not a newer one that replaced it); True if removed."""
+        k = self.keys(model)
+        removed = False
+
+        def body(tx: redis.client.Pipeline) -> None:
+            nonlocal removed
+            raw = tx.get(k.reset_request)
+            removed = raw is not None and ResetRequest.model_validate_json(raw).id == request.id
+            tx.multi()
+            if removed:
+                tx.delete(k.reset_request)
+                self._audit(tx, model, "reset failed", version=request.version, reason=why)
+
+        self._transaction(body, k.reset_request)
+        return removed
+
+    def audit_log(self, model: str, count: int = 20) -> list[dict[str, Any]]:
+        """The newest pointer changes first: pins, unpins, resets, tags, with who and why."""
+        entries = self.client.xrevrange(self.keys(model).audit, count=count)
+        return [orjson.loads(fields[b"json"]) for _, fields in entries]
+
+    def served_pointer(self, model: str) -> ServedPointer:
+        """The version replicas should serve: the pin if set, else the promoted one, else the newest
+        (a store written before the promotion gate existed has no ``promoted`` pointer)."""
+        k = self.keys(model)
+        pinned, promoted, latest = (
+            int(v) if v is not None else None for v in self.client.mget(k.pinned, k.promoted, k.latest)
+        )
         if pinned is not None:
-            return ServedPointer(int(pinned), True, latest_v)
-        return ServedPointer(latest_v, False, latest_v)
+            return ServedPointer(pinned, True, latest, promoted)
+        return ServedPointer(promoted if promoted is not None else latest, False, latest, promoted)
 
     # -- reading ---------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import redis
 
+from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore
+from model_store.store import CheckpointStore, ResetRequest
 from stream.learner import Learner
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,21 @@ class Checkpointer:
         self.signing_key = signing_key
         self.parent: int | None = None
         self.config_hash = spec.config_hash()
+        self.gate = PromotionGate(spec, store)
+        # The hook for alerts (issue 3's error-rate monitor): set auto_rollback.alert_source.
+        self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
 
     def publish(
-        self, learner: Learner, offsets: dict[int, int], extra_state: dict | None = None, **meta_fields: Any
+        self,
+        learner: Learner,
+        offsets: dict[int, int],
+        reset: ResetRequest | None = None,
+        extra_state: dict | None = None,
+        **meta_fields: Any,
     ) -> SnapshotMeta:
-        """``extra_state`` joins the learner's in the blob; ``meta_fields`` go to the metadata."""
+        """Publish a version; the promotion gate decides whether it is served (a reset always is).
+
+        ``extra_state`` joins the learner's in the blob; ``meta_fields`` go to the metadata."""
         blob = dump_state({**learner.state(), **(extra_state or {})})
         cumulative, rolling = learner.metric_values()
         meta = SnapshotMeta(
@@ -68,16 +79,37 @@ class Checkpointer:
             config_hash=self.config_hash,
             **meta_fields,
         )
-        meta = self.store.publish(meta, blob, keep=self.spec.checkpoint.keep, signing_key=self.signing_key)
+        bigger_is_better = bool(getattr(learner.cumulative[self.spec.main_metric], "bigger_is_better", True))
+        decision = self.gate.decide(meta, bigger_is_better)
+        promote = decision.promote or reset is not None
+        meta = self.store.publish(
+            meta,
+            blob,
+            keep=self.spec.checkpoint.keep,
+            signing_key=self.signing_key,
+            promote=promote,
+            hold_reason=decision.reason,
+            applies_reset=reset,
+        )
         self.parent = meta.version
+        if not promote:
+            log.warning("%s v%d held: %s", self.spec.name, meta.version, decision.reason)
+        if self.auto_rollback is not None:
+            self.auto_rollback.bigger_is_better = bigger_is_better
+            self.auto_rollback.after_checkpoint(meta, decision.served_before)
         return meta
 
     def try_publish(
-        self, learner: Learner, offsets: dict[int, int], extra_state: dict | None = None, **meta_fields: Any
+        self,
+        learner: Learner,
+        offsets: dict[int, int],
+        reset: ResetRequest | None = None,
+        extra_state: dict | None = None,
+        **meta_fields: Any,
     ) -> SnapshotMeta | None:
         """Publish, or log and return None when Redis is unreachable (retried later)."""
         try:
-            return self.publish(learner, offsets, extra_state, **meta_fields)
+            return self.publish(learner, offsets, reset, extra_state, **meta_fields)
         except redis.RedisError as exc:
             log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
             return None

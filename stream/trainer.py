@@ -13,9 +13,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from model_store.settings import Settings
-from model_store.snapshot import load_state
+from model_store.snapshot import SnapshotMeta, load_state
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore
+from model_store.store import CheckpointStore, ResetRequest
 from stream.checkpoints import CheckpointDue, Checkpointer
 from stream.dead_letters import DeadLetters
 from stream.delayed import DelayedLabels
@@ -24,6 +24,7 @@ from stream.joiner import Joined, Unjoinable
 from stream.kafka_io import ensure_topics, make_consumer, make_producer
 from stream.learner import Learner
 from stream.pipeline import validate_spec
+from stream.reset import ResetRequests
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Trainer:
         )
         self._retry_at = 0.0
         self.dead_letters: DeadLetters | None = None
+        self.resets = ResetRequests(spec, store, key, clock)
+        self._reset: ResetRequest | None = None  # loaded, its first checkpoint not yet published
 
     def restore(self, stop: threading.Event) -> bool:
         """Load the newest checkpoint (or start fresh), waiting for Redis as long as it takes."""
@@ -162,6 +165,7 @@ class Trainer:
                 if self.delayed is not None:
                     for refused in self.delayed.expire():
                         self._dead_label(refused)
+                self._check_reset()
                 if self.due():
                     self.checkpoint()
             if self.due.events:
@@ -218,21 +222,35 @@ class Trainer:
     def _dead_label(self, refused: Unjoinable) -> None:
         self.dead_letters.send(refused.raw, refused.id.encode(), refused.reason, self.spec.topic, -1, -1)
 
-    def checkpoint(self, force: bool = False) -> None:
+    def _check_reset(self) -> None:
+        """Apply an operator's reset (stream/reset.py): continue from version N's state with the
+        current offsets (events since N are not learned again), and publish that at once."""
+        request = self.resets.poll()
+        if request is not None and (learner := self.resets.load(request)) is not None:
+            self.learner = learner
+            self.checkpointer.parent = request.version
+            self._reset = request
+        if self._reset is not None:
+            self.checkpoint()  # clears self._reset once published; retried after a Redis failure
+
+    def checkpoint(self, force: bool = False) -> SnapshotMeta | None:
         """Publish a version including every offset consumed so far; on failure retry later."""
         now = self.clock()
         if not force and now < self._retry_at:
-            return
+            return None
         if self.dead_letters is not None:
             self.dead_letters.flush()  # a checkpoint must not include offsets whose DLQ copy may be lost
         if self.delayed is not None:
             extra_state, extra_meta = self.delayed.state(), self.delayed.meta_fields()
         else:
             extra_state, extra_meta = None, {}
-        meta = self.checkpointer.try_publish(self.learner, self.offsets, extra_state, **extra_meta)
+        meta = self.checkpointer.try_publish(
+            self.learner, self.offsets, self._reset, extra_state, **extra_meta
+        )
         if meta is None:
             self._retry_at = now + 1.0
-            return
+            return None
+        self._reset = None
         self.due.reset()
         main = self.spec.main_metric
         log.info(
@@ -244,6 +262,7 @@ class Trainer:
             meta.metrics.get(main) or float("nan"),
             meta.rolling_metrics.get(main),
         )
+        return meta
 
 
 def run_trainer(spec: ModelSpec, settings: Settings) -> None:

@@ -7,7 +7,8 @@ from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ManagerDep, require_known, served_or_error
-from api.schemas import ModelSummary, VersionInfo, errors
+from api.schemas import ModelSummary, Pointers, VersionInfo, errors
+from model_store.store import CheckpointStore
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -32,24 +33,51 @@ async def list_models(manager: ManagerDep) -> list[ModelSummary]:
     return [_summary(manager, name) for name in sorted(manager.specs)]
 
 
+def _pointers(store: CheckpointStore, name: str) -> tuple[Pointers, list[dict]]:
+    pointer = store.served_pointer(name)
+    reset = store.reset_request(name)
+    pointers = Pointers(
+        latest=pointer.latest,
+        promoted=pointer.promoted,
+        pinned=pointer.version if pointer.pinned else None,
+        pin_reason=store.pin_reason(name) if pointer.pinned else None,
+        reset_pending=reset.version if reset else None,
+    )
+    return pointers, store.audit_log(name, 20)
+
+
 @router.get("/{name}", responses=errors(404, 503))
 async def get_model(name: str, manager: ManagerDep) -> dict:
-    """The served version of one model, its metadata and metrics."""
+    """The served version of one model, its metadata (parent included) and metrics, the store's
+    pointers (pin and why, promoted, pending reset) and the newest rollbacks, pins and tags."""
     served = served_or_error(manager, name)
+    try:
+        pointers, history = await run_in_threadpool(_pointers, manager.store, name)
+    except redis.RedisError:
+        pointers, history = None, None  # keep answering with what this replica holds
     return {
         **_summary(manager, name).model_dump(),
         "metadata": served.meta.model_dump(mode="json", exclude={"signature"}),
+        "pointers": pointers.model_dump() if pointers else None,
+        "history": history,
     }
 
 
 @router.get("/{name}/versions", response_model=list[VersionInfo], responses=errors(404, 503))
 async def list_versions(name: str, manager: ManagerDep) -> list[VersionInfo]:
-    """Retained versions, newest first: events learned, metrics, parent, creation time."""
+    """Retained versions, newest first: parent (lineage), events learned, metrics, creation time,
+    and whether each is pinned, promoted, held by the promotion gate, tagged, served here."""
     require_known(manager, name)
     store = manager.store
     try:
-        metas, pinned, tags = await run_in_threadpool(
-            lambda: (store.list_versions(name), store.pinned(name), store.tags(name))
+        metas, pinned, tags, promoted, held = await run_in_threadpool(
+            lambda: (
+                store.list_versions(name),
+                store.pinned(name),
+                store.tags(name),
+                store.promoted(name),
+                store.held(name),
+            )
         )
     except redis.RedisError as exc:
         raise HTTPException(503, detail=f"checkpoint store unreachable: {exc}") from exc
@@ -64,6 +92,9 @@ async def list_versions(name: str, manager: ManagerDep) -> list[VersionInfo]:
             rolling_metrics=m.rolling_metrics,
             pinned=m.version == pinned,
             served=served is not None and served.version == m.version,
+            promoted=m.version == promoted,
+            held=m.version in held,
+            hold_reason=held.get(m.version),
             tag=tags.get(m.version),
             served_metrics=m.served,
         )

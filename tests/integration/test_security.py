@@ -57,6 +57,7 @@ def write_raw_version(store: CheckpointStore, blob: bytes, meta: SnapshotMeta) -
     store.client.set(k.meta(version), meta.model_dump_json())
     store.client.zadd(k.versions, {str(version): version})
     store.client.set(k.latest, version)
+    store.client.set(k.promoted, version)
     store.client.publish(k.channel, b'{"event": "version"}')
     return version
 
