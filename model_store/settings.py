@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="API fallback poll of Redis when a pub/sub message is lost."
     )
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="Trainer's Prometheus port; 0 disables it."
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Address the trainer's Prometheus endpoint listens on."
+    )
     config_file: Path | None = Field(
         default=None, description="Optional YAML file read under the environment."
     )
