@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import redis
 
+from model_store.feature_stats import FeatureStats, summarize
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
@@ -48,10 +49,14 @@ class Checkpointer:
         self.signing_key = signing_key
         self.parent: int | None = None
         self.config_hash = spec.config_hash()
+        self.feature_stats: dict[str, FeatureStats] = {}  # data-drift reference, carried over a restart
+        self._stats_at = 0  # n_learned when this process last computed feature_stats
 
     def publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta:
         blob = dump_state(learner.state())
         cumulative, rolling = learner.metric_values()
+        self._update_feature_stats(learner)
+        monitors = learner.monitors.summary(learner.n_learned) if learner.monitors is not None else None
         meta = SnapshotMeta(
             model=self.spec.name,
             parent=self.parent,
@@ -62,10 +67,25 @@ class Checkpointer:
             metrics=cumulative,
             rolling_metrics=rolling,
             config_hash=self.config_hash,
+            feature_stats=self.feature_stats,
+            monitors=monitors.model_dump(mode="json") if monitors is not None else {},
         )
         meta = self.store.publish(meta, blob, keep=self.spec.checkpoint.keep, signing_key=self.signing_key)
         self.parent = meta.version
         return meta
+
+    def _update_feature_stats(self, learner: Learner) -> None:
+        """Summarise the last events learned, once enough arrived since a (re)start, and
+        again after a quarter of the sample is new (it costs milliseconds)."""
+        sample, cfg = learner.sample, self.spec.data_drift
+        quarter = cfg.sample // 4
+        if self.feature_stats:
+            due = len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
+        else:
+            due = len(sample) >= min(50, cfg.sample)
+        if due:
+            self.feature_stats = summarize(list(sample), cfg.bins, max_features=cfg.max_features)
+            self._stats_at = learner.n_learned
 
     def try_publish(self, learner: Learner, offsets: dict[int, int]) -> SnapshotMeta | None:
         """Publish, or log and return None when Redis is unreachable (retried later)."""

@@ -21,6 +21,7 @@ from stream.events import BadEvent, decode
 from stream.kafka_io import ensure_topics, make_consumer, make_producer
 from stream.learner import Learner
 from stream.pipeline import validate_spec
+from stream.telemetry import TrainerTelemetry, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class Trainer:
         self._signing_key = key
         self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, clock)
         self.learner, self.offsets = self._restore()
+        if self.learner.monitors is not None:
+            self.learner.monitors.version = self.checkpointer.parent
+        self.telemetry = TrainerTelemetry(spec, store, self.learner, self.checkpointer.parent, clock=clock)
         self._retry_at = 0.0
         self.dead_letters: DeadLetters | None = None
 
@@ -58,8 +62,9 @@ class Trainer:
             log.info("%s: no checkpoint yet, starting from a fresh pipeline", self.spec.name)
             return Learner.from_spec(self.spec), {}
         meta, blob = newest
-        learner = Learner.from_state(load_state(meta, blob, self._signing_key))
+        learner = Learner.from_state(load_state(meta, blob, self._signing_key), self.spec)
         self.checkpointer.parent = meta.version
+        self.checkpointer.feature_stats = meta.feature_stats
         log.info(
             "%s: resumed from v%d (%d learned, offsets %s)",
             self.spec.name,
@@ -116,6 +121,7 @@ class Trainer:
                 batches = consumer.poll(timeout_ms=200, max_records=2000)
                 for tp, records in batches.items():
                     self._learn_batch(tp.partition, records)
+                self.telemetry.tick(self.learner, lambda: self._lags(consumer))
                 if self.due():
                     self.checkpoint()
             if self.due.events:
@@ -124,22 +130,39 @@ class Trainer:
             consumer.close()
             producer.close(timeout=10)
 
+    def _lags(self, consumer: KafkaConsumer) -> dict[int, int]:
+        """Records not consumed yet per partition, from the high watermark of the last fetch."""
+        lags = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lags[tp.partition] = max(highwater - self.offsets.get(tp.partition, 0), 0)
+        return lags
+
     def _learn_batch(self, partition: int, records: list) -> None:
         learner, dead, task, topic = self.learner, self.dead_letters, self.spec.task, self.spec.topic
-        offsets, due = self.offsets, self.due
+        offsets, due, telemetry = self.offsets, self.due, self.telemetry
+        timing, clock = telemetry.learn_seconds, time.perf_counter
+        learned = 0
         for record in records:
             try:
                 x, y = decode(record.value, task)
+                started = clock()
                 learner.learn_one(x, y)
+                timing.add(clock() - started)
+                learned += 1
             except BadEvent as exc:
+                telemetry.rejected(exc.reason)
                 dead.send(record.value, record.key, exc.reason, topic, partition, record.offset)
             except Exception as exc:  # the model refused this event: never stop the trainer
                 reason = f"model: {type(exc).__name__}: {exc}"
+                telemetry.rejected(reason)
                 dead.send(record.value, record.key, reason, topic, partition, record.offset)
             offsets[partition] = record.offset + 1
             due.events += 1
             if due.events >= due.every_events and self.due():
                 self.checkpoint()
+        telemetry.batch(len(records), learned)
 
     def checkpoint(self, force: bool = False) -> None:
         """Publish a version including every offset consumed so far; on failure retry later."""
@@ -148,10 +171,14 @@ class Trainer:
             return
         if self.dead_letters is not None:
             self.dead_letters.flush()  # a checkpoint must not include offsets whose DLQ copy may be lost
+        started = time.perf_counter()
         meta = self.checkpointer.try_publish(self.learner, self.offsets)
         if meta is None:
             self._retry_at = now + 1.0
             return
+        self.telemetry.checkpointed(meta, time.perf_counter() - started)
+        if self.learner.monitors is not None:
+            self.learner.monitors.version = meta.version
         self.due.reset()
         main = self.spec.main_metric
         log.info(
@@ -171,4 +198,10 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
-    Trainer(spec, settings, store).run(stop)
+    trainer = Trainer(spec, settings, store)
+    server = serve_metrics(trainer.telemetry.registry, settings.metrics_host, settings.metrics_port)
+    try:
+        trainer.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
