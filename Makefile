@@ -7,19 +7,29 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server maven chromium
+# Test tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
+APT_TOOLS := prometheus chromium-driver
 
 .PHONY: deps system-deps python-deps kafka-jars test demo lint bench lock clean
 
 deps: system-deps python-deps kafka-jars
 
 system-deps:
-	@missing=""; \
+	@missing=""; tools=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v prometheus >/dev/null || tools="$$tools prometheus"; \
+	command -v chromedriver >/dev/null || tools="$$tools chromium-driver"; \
+	if [ -n "$$missing$$tools" ]; then \
+	  echo "installing Debian packages:$$missing$$tools"; \
+	  $(SUDO) apt-get update -qq || exit 1; \
+	fi; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi; \
+	if [ -n "$$tools" ]; then \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$tools; \
 	fi
 
 python-deps: $(STAMP)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.feed import PointFeed
 from api.manager import ModelManager
-from api.routes import health, models, predict
+from api.monitoring import ServingMonitor
+from api.routes import dashboard, health, metrics, models, monitors, predict
 from api.watcher import Watcher
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, load_specs
@@ -29,6 +33,8 @@ def create_app(
     store = store or CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
     key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
     manager = ModelManager(specs, store, key)
+    feed = PointFeed(store, list(specs))
+    closing = threading.Event()  # set on SIGTERM, so open event streams end before the drain
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,9 +42,15 @@ def create_app(
         watcher.start()
         # Come up with whatever the store holds, without waiting forever for a Redis that is away.
         await asyncio.to_thread(watcher.first_pass.wait, 10.0)
+        closing.clear()
+        feed_task = asyncio.create_task(feed.run(closing))
         try:
             yield
         finally:
+            closing.set()
+            feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed_task
             watcher.stop()
             watcher.join(timeout=5)
 
@@ -50,7 +62,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.manager = manager
+    app.state.serving_monitor = ServingMonitor(manager)
+    app.state.feed = feed
+    app.state.closing = closing
     for router in (health.router, models.router, predict.router):
+        app.include_router(router)
+    for router in (monitors.router, metrics.router, dashboard.router):
         app.include_router(router)
     return app
 
@@ -59,8 +76,15 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run one replica with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            app.state.closing.set()  # event streams never end by themselves: end them first
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         loop="uvloop",
@@ -69,3 +93,4 @@ def serve(settings: Settings, host: str, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=20,
     )
+    Server(config).run()

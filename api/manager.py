@@ -48,6 +48,7 @@ class ModelManager:
         self.problems: dict[str, str] = {name: "not loaded yet" for name in specs}
         self.store_reachable = False
         self.refused_total = 0
+        self.refused: dict[str, int] = {}  # per model, for Prometheus
         self._lock = threading.Lock()  # serialises loaders, never taken by requests
 
     def get(self, name: str) -> Served | None:
@@ -73,6 +74,7 @@ class ModelManager:
                 state = load_state(meta, blob, self.signing_key)
             except IncompatibleSnapshot as exc:
                 self.refused_total += 1
+                self.refused[name] = self.refused.get(name, 0) + 1
                 self.problems[name] = f"refused snapshot: {exc}"
                 log.error("%s", self.problems[name])
                 return self._served.get(name)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from api.deps import ManagerDep, served_or_error
+from api.deps import ManagerDep, ServingMonitorDep, served_or_error
 from api.manager import Served
 from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse
 from model_store.events import clean_features
@@ -42,16 +43,24 @@ def _json(body: dict) -> Response:
 
 
 @router.post("/{name}/predict", response_model=PredictResponse)
-async def predict(name: str, body: PredictRequest, manager: ManagerDep) -> Response:
+async def predict(
+    name: str, body: PredictRequest, manager: ManagerDep, monitor: ServingMonitorDep
+) -> Response:
     """Predict one instance with the served version; the response names that version."""
+    started = time.perf_counter()
     served = served_or_error(manager, name)
     result = predict_one(served, body.features)
+    monitor.observe(served, (body.features,), time.perf_counter() - started)
     return _json({"model": name, "version": served.version, **result})
 
 
 @router.post("/{name}/predict/batch", response_model=BatchResponse)
-async def predict_batch(name: str, body: BatchRequest, manager: ManagerDep) -> Response:
+async def predict_batch(
+    name: str, body: BatchRequest, manager: ManagerDep, monitor: ServingMonitorDep
+) -> Response:
     """Predict many instances, all with the same version."""
+    started = time.perf_counter()
     served = served_or_error(manager, name)
     predictions = [predict_one(served, inst.features) for inst in body.instances]
+    monitor.observe(served, [inst.features for inst in body.instances], time.perf_counter() - started)
     return _json({"model": name, "version": served.version, "predictions": predictions})
