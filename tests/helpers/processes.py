@@ -67,6 +67,8 @@ class Env:
             "STREAMLEARN_MODELS_DIR": str(self.models_dir),
             "STREAMLEARN_KEY_PREFIX": self.key_prefix,
             "STREAMLEARN_POLL_INTERVAL_SECONDS": "0.5",
+            "STREAMLEARN_METRICS_PORT": "0",  # trainers of a test ask for a free port when they need one
+            "STREAMLEARN_METRICS_HOST": "127.0.0.1",
             **extra,
         }
 
