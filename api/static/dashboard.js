@@ -53,20 +53,25 @@
             const { ctx } = u;
             const { left, top, width, height } = u.bbox;
             ctx.save();
+            ctx.setLineDash([]);
             ctx.lineWidth = 2 * devicePixelRatio;
             ctx.strokeStyle = DRIFT;
             ctx.fillStyle = DRIFT;
             ctx.font = `${11 * devicePixelRatio}px sans-serif`;
             const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
+            let drawn = 0;
             for (const d of card.detections) {
               if (d.time < xmin || d.time > xmax) continue;
+              drawn += 1;
               const x = Math.round(u.valToPos(d.time, "x", true));
               ctx.beginPath();
               ctx.moveTo(x, top);
               ctx.lineTo(x, top + height);
               ctx.stroke();
-              ctx.fillText(`drift @${d.n}`, x + 4 * devicePixelRatio, top + 12 * devicePixelRatio);
+              const row = 1 + ((drawn - 1) % 3); // stagger labels of close detections
+              ctx.fillText(`drift @${d.n}`, x + 4 * devicePixelRatio, top + 12 * row * devicePixelRatio);
             }
+            u.root.dataset.markers = String(drawn); // read by the browser test
             if (thresholds) {
               ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
               ctx.lineWidth = 1 * devicePixelRatio;
@@ -266,7 +271,16 @@
 
     makeCharts(s) {
       const width = Math.max(this.metricBox.plot.clientWidth, 300);
-      const base = { width, height: 220, scales: { x: { time: true } }, legend: { live: false } };
+      // The time axis spans the points and every drift marker, and a minute around a lone point.
+      const xRange = (u, min, max) => {
+        for (const d of this.detections) {
+          min = Math.min(min, d.time);
+          max = Math.max(max, d.time);
+        }
+        return min === max ? [min - 30, max + 30] : [min, max];
+      };
+      const x = { time: true, range: xRange };
+      const base = { width, height: 220, scales: { x }, legend: { live: false } };
       const line = (label, i, extra = {}) => ({ label, stroke: COLORS[i % COLORS.length], width: 2,
                                                 spanGaps: true, ...extra });
       this.metricBox.titleNode.textContent = `${s.metric} (rolling and cumulative)`;
@@ -286,7 +300,7 @@
       }, s.errorData, this.errorBox.plot);
       const rateChart = new uPlot({
         ...base,
-        scales: { x: { time: true }, lag: {} },
+        scales: { x, lag: {} },
         series: [{}, line("events/s", 0), line("lag", 3, { scale: "lag" })],
         axes: [{}, { label: "events/s" }, { side: 1, scale: "lag", label: "lag", grid: { show: false } }],
         plugins: [markersPlugin(this)],
