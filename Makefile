@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven chromium
 # Test tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
 APT_TOOLS := prometheus chromium-driver
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench lock clean
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift lock clean
 
 deps: system-deps python-deps kafka-jars
 
@@ -57,6 +57,10 @@ lint: python-deps
 
 bench: deps
 	$(PY) bench/run.py
+
+# Detection delay and false alarms of the drift monitors -> docs/benchmarks.md (no services needed).
+bench-drift: python-deps
+	$(PY) bench/drift_detection.py
 
 # Re-resolve every pinned version from pyproject.toml (both sides, all extras).
 lock:

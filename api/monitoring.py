@@ -56,7 +56,8 @@ class ServingMonitor(Collector):
             buckets=PREDICT_BUCKETS,
             registry=self.registry,
         )
-        self._children: dict[tuple[str, int], Any] = {}
+        self._children: dict[tuple[str, int], Any] = {}  # Prometheus children, looked up once
+        self._latency: dict[str, Any] = {}
         self.registry.register(self)
 
     # -- the prediction path ---------------------------------------------------------
@@ -72,7 +73,10 @@ class ServingMonitor(Collector):
                 name, str(served.version)
             )
         child.inc(len(instances))
-        self._predict_seconds.labels(name).observe(seconds)
+        latency = self._latency.get(name)
+        if latency is None:
+            latency = self._latency[name] = self._predict_seconds.labels(name)
+        latency.observe(seconds)
 
     # -- reading -----------------------------------------------------------------------
 
