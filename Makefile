@@ -7,19 +7,29 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server maven chromium
+# Test tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
+APT_TOOLS := prometheus chromium-driver
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench lock clean
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift lock clean
 
 deps: system-deps python-deps kafka-jars
 
 system-deps:
-	@missing=""; \
+	@missing=""; tools=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v prometheus >/dev/null || tools="$$tools prometheus"; \
+	command -v chromedriver >/dev/null || tools="$$tools chromium-driver"; \
+	if [ -n "$$missing$$tools" ]; then \
+	  echo "installing Debian packages:$$missing$$tools"; \
+	  $(SUDO) apt-get update -qq || exit 1; \
+	fi; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi; \
+	if [ -n "$$tools" ]; then \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$tools; \
 	fi
 
 python-deps: $(STAMP)
@@ -47,6 +57,10 @@ lint: python-deps
 
 bench: deps
 	$(PY) bench/run.py
+
+# Detection delay and false alarms of the drift monitors -> docs/benchmarks.md (no services needed).
+bench-drift: python-deps
+	$(PY) bench/drift_detection.py
 
 # Re-resolve every pinned version from pyproject.toml (both sides, all extras).
 lock:

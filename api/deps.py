@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.feed import PointFeed
 from api.manager import ModelManager, Served
+from api.monitoring import ServingMonitor
 from model_store.settings import Settings
 
 # Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.
@@ -24,8 +26,19 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def get_serving_monitor(request: Request) -> ServingMonitor:
+    return request.app.state.serving_monitor
+
+
+async def get_feed(request: Request) -> PointFeed:
+    return request.app.state.feed
+
+
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# async: FastAPI runs a plain function dependency in the thread pool, too dear per prediction
+ServingMonitorDep = Annotated[ServingMonitor, Depends(get_serving_monitor)]
+FeedDep = Annotated[PointFeed, Depends(get_feed)]
 
 
 def require_admin(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from api.errors import validation_error
+from api.feed import PointFeed
 from api.limits import BodySizeLimit
 from api.manager import ModelManager
+from api.monitoring import ServingMonitor
 from api.prediction_log import PredictionLog
-from api.routes import admin, health, models, predict
+from api.routes import admin, dashboard, health, metrics, models, monitors, predict
 from api.schemas import MAX_BODY_BYTES
 from api.watcher import Watcher
 from model_store.settings import Settings
@@ -36,6 +40,8 @@ def create_app(
     if key is None:
         log.warning("STREAMLEARN_SIGNING_KEY is not set: snapshots are loaded without signature checks")
     manager = ModelManager(specs, store, key)
+    feed = PointFeed(store, list(specs))
+    closing = threading.Event()  # set on SIGTERM, so open event streams end before the drain
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,9 +51,15 @@ def create_app(
             app.state.prediction_log.start()
         # Come up with whatever the store holds, without waiting forever for a Redis that is away.
         await asyncio.to_thread(watcher.first_pass.wait, 10.0)
+        closing.clear()
+        feed_task = asyncio.create_task(feed.run(closing))
         try:
             yield
         finally:
+            closing.set()
+            feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed_task
             watcher.stop()
             watcher.join(timeout=5)
             if app.state.prediction_log is not None:
@@ -67,7 +79,12 @@ def create_app(
         if logging_wanted
         else None
     )
+    app.state.serving_monitor = ServingMonitor(manager)
+    app.state.feed = feed
+    app.state.closing = closing
     for router in (health.router, models.router, predict.router, admin.router):
+        app.include_router(router)
+    for router in (monitors.router, metrics.router, dashboard.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -78,8 +95,15 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run one replica with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            app.state.closing.set()  # event streams never end by themselves: end them first
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         loop="uvloop",
@@ -88,3 +112,4 @@ def serve(settings: Settings, host: str, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=20,
     )
+    Server(config).run()

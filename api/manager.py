@@ -49,6 +49,7 @@ class ModelManager:
         self.store_reachable = False
         self.refused_total = 0
         self._refused: dict[str, int] = {}  # model -> version refused, not retried
+        self.refused: dict[str, int] = {}  # per model, for Prometheus
         self._lock = threading.Lock()  # serialises loaders, never taken by requests
 
     def get(self, name: str) -> Served | None:
@@ -77,6 +78,7 @@ class ModelManager:
             except IncompatibleSnapshot as exc:
                 self.refused_total += 1
                 self._refused[name] = pointer.version
+                self.refused[name] = self.refused.get(name, 0) + 1
                 self.problems[name] = f"refused snapshot: {exc}"
                 log.error("%s", self.problems[name])
                 return self._served.get(name)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="Trainer's Prometheus port; 0 disables it."
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Address the trainer's Prometheus endpoint listens on."
+    )
     config_file: Path | None = Field(
         default=None, description="Optional YAML file read under the environment."
     )

@@ -18,6 +18,11 @@ import river
 from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.events import Task
+from model_store.feature_stats import FeatureStats
+
+# Fields added after snapshots were first signed: left out of the signed payload while
+# they hold their default, so snapshots written before they existed still verify.
+_ADDED_LATER = ("feature_stats", "monitors")
 
 
 class IncompatibleSnapshot(RuntimeError):
@@ -58,10 +63,18 @@ class SnapshotMeta(BaseModel):
     blob_sha256: str = ""
     blob_bytes: int = 0
     signature: str | None = None
+    feature_stats: dict[str, FeatureStats] = Field(
+        default_factory=dict,
+        description="Distribution of each feature in the last events learned, the data-drift reference",
+    )
+    monitors: dict[str, Any] = Field(
+        default_factory=dict, description="Drift detections and error-rate windows at checkpoint time"
+    )
 
     def signing_payload(self) -> bytes:
         """The metadata as signed: everything but the signature itself."""
-        return self.model_dump_json(exclude={"signature"}).encode()
+        unset = {name for name in _ADDED_LATER if not getattr(self, name)}
+        return self.model_dump_json(exclude={"signature", *unset}).encode()
 
 
 def sign(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> SnapshotMeta:

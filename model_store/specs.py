@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from model_store.events import Task
 
@@ -71,6 +79,73 @@ class PromotionPolicy(BaseModel):
     )
 
 
+class DriftConfig(BaseModel):
+    """Concept drift: a River drift detector fed by the prequential error of every event
+    (the 0/1 error of a classifier, the absolute error of a regressor)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: str = Field(
+        default="drift.ADWIN", description="A class of river.drift or river.drift.binary, e.g. 'drift.ADWIN'."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments of the detector.")
+    hold_events: int = Field(
+        default=1000, ge=1, description="The monitor stays in alert this many events after a detection."
+    )
+
+    @field_validator("detector")
+    @classmethod
+    def _river_drift_class(cls, value: str) -> str:
+        if not value.startswith("drift."):
+            raise ValueError("name a class of river.drift or river.drift.binary, e.g. 'drift.ADWIN'")
+        return value
+
+
+class ErrorRateConfig(BaseModel):
+    """Rolling error rate (mean absolute error for a regressor) over windows of the last N
+    events, with thresholds that turn the monitor's state to warning or alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    windows: list[int] = Field(default=[1000, 10000], min_length=1, max_length=4)
+    warning: float | None = Field(default=None, ge=0, description="Default 0.2 for a classifier, none else.")
+    alert: float | None = Field(default=None, ge=0, description="Default 0.3 for a classifier, none else.")
+    min_events: int = Field(default=100, ge=1, description="A window counts once it holds this many events.")
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_distinct(cls, value: list[int]) -> list[int]:
+        if any(w < 1 for w in value) or len(set(value)) != len(value):
+            raise ValueError("windows are distinct positive event counts, e.g. [1000, 10000]")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ErrorRateConfig:
+        if self.warning is not None and self.alert is not None and self.warning > self.alert:
+            raise ValueError(f"warning ({self.warning}) must not exceed alert ({self.alert})")
+        return self
+
+    def thresholds(self, task: Task) -> tuple[float | None, float | None]:
+        """(warning, alert); a classifier gets 0.2 / 0.3 unless its YAML says otherwise."""
+        if task == "classification":
+            return (0.2 if self.warning is None else self.warning, 0.3 if self.alert is None else self.alert)
+        return self.warning, self.alert
+
+
+class DataDriftConfig(BaseModel):
+    """Data drift: live prediction requests against the features the model learned from,
+    scored per feature with the population stability index on quantile bins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bins: int = Field(default=10, ge=2, le=50, description="Quantile bins of a numeric feature.")
+    sample: int = Field(default=2000, ge=50, description="Reference: the last N events learned.")
+    window: int = Field(default=1000, ge=10, description="Live: the last N prediction requests.")
+    min_samples: int = Field(default=200, ge=1, description="Requests needed before features are scored.")
+    threshold: float = Field(default=0.25, gt=0, description="PSI at or above which a feature is flagged.")
+    max_features: int = Field(default=200, ge=1, description="Features summarised per checkpoint.")
+
+
 class ModelSpec(BaseModel):
     """One model: where its events come from, what it learns, how it is checkpointed."""
 
@@ -92,14 +167,16 @@ class ModelSpec(BaseModel):
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
     delayed_labels: DelayedLabels = DelayedLabels()
+    promotion: PromotionPolicy = PromotionPolicy()
+    drift: DriftConfig = DriftConfig()
+    error_rate: ErrorRateConfig = ErrorRateConfig()
+    data_drift: DataDriftConfig = DataDriftConfig()
     _source: Path | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str:
         """The YAML file this spec came from, for error messages."""
         return str(self._source) if self._source else f"model '{self.name}'"
-
-    promotion: PromotionPolicy = PromotionPolicy()
 
     @field_validator("name", "topic")
     @classmethod

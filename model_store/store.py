@@ -170,6 +170,34 @@ class CheckpointStore:
             approximate=True,
         )
 
+    # -- metric points (trainer writes, API reads) --------------------------------
+
+    def metric_points(self, model: str, count: int = 300) -> list[tuple[str, dict[str, Any]]]:
+        """The newest ``count`` metric points, oldest first, with their stream ids."""
+        raw = self.client.xrevrange(self.keys(model).metrics_stream, count=count)
+        return [(sid.decode(), orjson.loads(fields[b"json"])) for sid, fields in reversed(raw)]
+
+    def last_metric_id(self, model: str) -> str:
+        """Id of the newest metric point, or ``0-0`` when there is none: where to read on from."""
+        raw = self.client.xrevrange(self.keys(model).metrics_stream, count=1)
+        return raw[0][0].decode() if raw else "0-0"
+
+    def metric_points_after(
+        self, after: dict[str, str], block_ms: int = 1000, count: int = 500
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """Points newer than ``after`` (model -> stream id) as (model, id, point), waiting up
+        to ``block_ms`` for the first one."""
+        if not after:
+            return []
+        streams = {self.keys(model).metrics_stream: sid for model, sid in after.items()}
+        names = {self.keys(model).metrics_stream: model for model in after}
+        reply = self.client.xread(streams, count=count, block=block_ms) or []
+        return [
+            (names[key.decode()], sid.decode(), orjson.loads(fields[b"json"]))
+            for key, entries in reply
+            for sid, fields in entries
+        ]
+
     # -- pointers --------------------------------------------------------------
 
     def _if_exists(self, model: str, version: int, write: Callable[[redis.client.Pipeline], None]) -> None:

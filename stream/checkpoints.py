@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from model_store.feature_stats import FeatureStats, summarize
 from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
@@ -53,6 +54,8 @@ class Checkpointer:
         self.gate = PromotionGate(spec, store)
         # The hook for alerts (issue 3's error-rate monitor): set auto_rollback.alert_source.
         self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
+        self.feature_stats: dict[str, FeatureStats] = {}  # data-drift reference, carried over a restart
+        self._stats_at = 0  # n_learned when this process last computed feature_stats
 
     def publish(
         self,
@@ -67,6 +70,8 @@ class Checkpointer:
         ``extra_state`` joins the learner's in the blob; ``meta_fields`` go to the metadata."""
         blob = dump_state({**learner.state(), **(extra_state or {})})
         cumulative, rolling = learner.metric_values()
+        self._update_feature_stats(learner)
+        monitors = learner.monitors.summary(learner.n_learned) if learner.monitors is not None else None
         meta = SnapshotMeta(
             model=self.spec.name,
             parent=self.parent,
@@ -77,6 +82,8 @@ class Checkpointer:
             metrics=cumulative,
             rolling_metrics=rolling,
             config_hash=self.config_hash,
+            feature_stats=self.feature_stats,
+            monitors=monitors.model_dump(mode="json") if monitors is not None else {},
             **meta_fields,
         )
         bigger_is_better = bool(getattr(learner.cumulative[self.spec.main_metric], "bigger_is_better", True))
@@ -98,6 +105,19 @@ class Checkpointer:
             self.auto_rollback.bigger_is_better = bigger_is_better
             self.auto_rollback.after_checkpoint(meta, decision.served_before)
         return meta
+
+    def _update_feature_stats(self, learner: Learner) -> None:
+        """Summarise the last events learned, once enough arrived since a (re)start, and
+        again after a quarter of the sample is new (it costs milliseconds)."""
+        sample, cfg = learner.sample, self.spec.data_drift
+        quarter = cfg.sample // 4
+        if self.feature_stats:
+            due = len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
+        else:
+            due = len(sample) >= min(50, cfg.sample)
+        if due:
+            self.feature_stats = summarize(list(sample), cfg.bins, max_features=cfg.max_features)
+            self._stats_at = learner.n_learned
 
     def try_publish(
         self,

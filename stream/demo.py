@@ -71,9 +71,19 @@ def run_demo(args: argparse.Namespace) -> int:
         exe = [sys.executable, "-m", "model_store.cli"]
         logs = work / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        metrics_urls = []
         for name in specs:
             out = (logs / f"train-{name}.log").open("ab")
-            procs.append(subprocess.Popen([*exe, "train", "--model", name], env=env, stdout=out, stderr=out))
+            metrics_port = free_port()  # one Prometheus port per trainer
+            trainer_env = {
+                **env,
+                "STREAMLEARN_METRICS_PORT": str(metrics_port),
+                "STREAMLEARN_METRICS_HOST": "127.0.0.1",
+            }
+            metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
+            procs.append(
+                subprocess.Popen([*exe, "train", "--model", name], env=trainer_env, stdout=out, stderr=out)
+            )
         out = (logs / "api.log").open("ab")
         procs.append(
             subprocess.Popen([*exe, "serve", "--port", str(args.port)], env=env, stdout=out, stderr=out)
@@ -100,6 +110,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f"predict:    curl -s -X POST {base}/models/{first}/predict -H 'content-type: application/json' "
             f"-d '{{\"features\": {{...}}}}'\n"
             f"dashboard:  {base}/dashboard\n"
+            f"monitors:   {base}/models/{first}/monitors\n"
+            f"metrics:    {base}/metrics (API), {', '.join(metrics_urls)} (trainers)\n"
             f"logs:       {logs}\nCtrl-C stops everything.\n",
             flush=True,
         )

@@ -96,6 +96,23 @@ def build_metric(name: str, spec: ModelSpec) -> metrics.base.Metric:
     return metric
 
 
+def build_detector(spec: ModelSpec) -> base.DriftDetector | base.BinaryDriftDetector:
+    """The spec's concept drift detector, a class of river.drift or river.drift.binary.
+
+    A binary detector watches a 0/1 error, so it only fits a classifier."""
+    where = f"model '{spec.name}' drift.detector"
+    detector = build_object({spec.drift.detector: spec.drift.params}, where)
+    if isinstance(detector, base.BinaryDriftDetector):
+        if spec.task != "classification":
+            raise SpecError(
+                f"{where}: {spec.drift.detector} watches a 0/1 error and fits classifiers only; "
+                "use drift.ADWIN, drift.PageHinkley or drift.KSWIN for a regressor"
+            )
+    elif not isinstance(detector, base.DriftDetector):
+        raise SpecError(f"{where}: {spec.drift.detector} is not a drift detector of river.drift")
+    return detector
+
+
 def _task_estimator(spec: ModelSpec) -> base.Estimator:
     """A stand-in estimator of the task, for ``Metric.works_with``."""
     if spec.task == "classification":
@@ -109,6 +126,7 @@ def validate_spec(spec: ModelSpec) -> None:
         build_pipeline(spec)
         for name in spec.metrics:
             build_metric(name, spec)
+        build_detector(spec)
     except SpecError as exc:
         if spec.source in str(exc):
             raise

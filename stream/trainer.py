@@ -25,6 +25,7 @@ from stream.kafka_io import ensure_topics, make_consumer, make_producer
 from stream.learner import Learner
 from stream.pipeline import validate_spec
 from stream.reset import ResetRequests
+from stream.telemetry import TrainerTelemetry, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Trainer:
         self.delayed: DelayedLabels | None = (
             DelayedLabels(spec) if spec.delayed_labels.log_predictions else None
         )
+        self.telemetry = TrainerTelemetry(spec, store, self.learner, None, clock=clock)
         self._retry_at = 0.0
         self.dead_letters: DeadLetters | None = None
         self.resets = ResetRequests(spec, store, key, clock)
@@ -68,6 +70,10 @@ class Trainer:
         while not stop.is_set():
             try:
                 self.learner, self.offsets = self._restore()
+                version = self.checkpointer.parent
+                if self.learner.monitors is not None:
+                    self.learner.monitors.version = version
+                self.telemetry.resumed(self.learner, version)
                 return True
             except redis.RedisError as exc:
                 log.warning("%s: Redis not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
@@ -82,10 +88,11 @@ class Trainer:
             return Learner.from_spec(self.spec), {}
         meta, blob = newest
         state = load_state(meta, blob, self._signing_key)
-        learner = Learner.from_state(state)
+        learner = Learner.from_state(state, self.spec)
         if self.delayed is not None:
             self.delayed = DelayedLabels(self.spec, state, meta.prediction_offsets)
         self.checkpointer.parent = meta.version
+        self.checkpointer.feature_stats = meta.feature_stats
         log.info(
             "%s: resumed from v%d (%d learned, offsets %s)",
             self.spec.name,
@@ -166,6 +173,7 @@ class Trainer:
                     for refused in self.delayed.expire():
                         self._dead_label(refused)
                 self._check_reset()
+                self.telemetry.tick(self.learner, lambda: self._lags(consumer))
                 if self.due():
                     self.checkpoint()
             if self.due.events:
@@ -174,24 +182,41 @@ class Trainer:
             consumer.close()
             producer.close(timeout=10)
 
+    def _lags(self, consumer: KafkaConsumer) -> dict[int, int]:
+        """Records not consumed yet per partition, from the high watermark of the last fetch."""
+        lags = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lags[tp.partition] = max(highwater - self.offsets.get(tp.partition, 0), 0)
+        return lags
+
     def _learn_batch(self, partition: int, records: list) -> None:
         learner, dead, task, topic = self.learner, self.dead_letters, self.spec.task, self.spec.topic
-        offsets, due = self.offsets, self.due
+        offsets, due, telemetry = self.offsets, self.due, self.telemetry
+        timing, clock = telemetry.learn_seconds, time.perf_counter
+        learned = 0
         for record in records:
             try:
                 x, y = decode(record.value, task)
+                started = clock()
                 learner.learn_one(x, y)
+                timing.add(clock() - started)
+                learned += 1
             except LabelOnly as label:
                 self._label(label, record, partition)
             except BadEvent as exc:
+                telemetry.rejected(exc.reason)
                 dead.send(record.value, record.key, exc.reason, topic, partition, record.offset)
             except Exception as exc:  # the model refused this event: never stop the trainer
                 reason = f"model: {type(exc).__name__}: {exc}"
+                telemetry.rejected(reason)
                 dead.send(record.value, record.key, reason, topic, partition, record.offset)
             offsets[partition] = record.offset + 1
             due.events += 1
             if due.events >= due.every_events and self.due():
                 self.checkpoint()
+        telemetry.batch(len(records), learned)
 
     # -- delayed labels ----------------------------------------------------------
 
@@ -244,6 +269,7 @@ class Trainer:
             extra_state, extra_meta = self.delayed.state(), self.delayed.meta_fields()
         else:
             extra_state, extra_meta = None, {}
+        started = time.perf_counter()
         meta = self.checkpointer.try_publish(
             self.learner, self.offsets, self._reset, extra_state, **extra_meta
         )
@@ -251,6 +277,9 @@ class Trainer:
             self._retry_at = now + 1.0
             return None
         self._reset = None
+        self.telemetry.checkpointed(meta, time.perf_counter() - started)
+        if self.learner.monitors is not None:
+            self.learner.monitors.version = meta.version
         self.due.reset()
         main = self.spec.main_metric
         log.info(
@@ -271,4 +300,10 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
-    Trainer(spec, settings, store).run(stop)
+    trainer = Trainer(spec, settings, store)
+    server = serve_metrics(trainer.telemetry.registry, settings.metrics_host, settings.metrics_port)
+    try:
+        trainer.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()

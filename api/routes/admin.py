@@ -25,6 +25,8 @@ router = APIRouter(
     responses={
         401: {"description": "No admin key sent"},
         403: {"description": "Wrong admin key, or admin endpoints disabled (no key configured)"},
+        404: {"description": "Unknown model or version"},
+        503: {"description": "Checkpoint store unreachable"},
     },
 )
 T = TypeVar("T")

@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from api.deps import ManagerDep, require_predict_key, served_or_error
+from api.deps import ManagerDep, ServingMonitorDep, require_predict_key, served_or_error
 from api.manager import ModelManager, Served
 from api.predicting import UnusableFeatures, predict_features
 from api.prediction_log import PredictionLog
@@ -62,19 +62,26 @@ def _log(
 
 
 @router.post("/{name}/predict", response_model=PredictResponse, responses=errors(401, 404, 413, 503))
-async def predict(name: str, body: PredictRequest, manager: ManagerDep, request: Request) -> Response:
+async def predict(
+    name: str, body: PredictRequest, manager: ManagerDep, monitor: ServingMonitorDep, request: Request
+) -> Response:
     """Predict one instance with the served version; the response names that version and the id
     to send the label with later."""
+    started = time.perf_counter()
     served = served_or_error(manager, name)
     result = predict_one(served, body.features)
     id_ = body.id or uuid.uuid4().hex
     _log(request.app.state.prediction_log, manager, served, id_, body.features, result)
+    monitor.observe(served, (body.features,), time.perf_counter() - started)
     return _json({"model": name, "version": served.version, "id": id_, **result})
 
 
 @router.post("/{name}/predict/batch", response_model=BatchResponse, responses=errors(401, 404, 413, 503))
-async def predict_batch(name: str, body: BatchRequest, manager: ManagerDep, request: Request) -> Response:
+async def predict_batch(
+    name: str, body: BatchRequest, manager: ManagerDep, monitor: ServingMonitorDep, request: Request
+) -> Response:
     """Predict many instances, all with the same version."""
+    started = time.perf_counter()
     served = served_or_error(manager, name)
     log_ = request.app.state.prediction_log
     predictions = []
@@ -83,4 +90,5 @@ async def predict_batch(name: str, body: BatchRequest, manager: ManagerDep, requ
         id_ = inst.id or uuid.uuid4().hex
         _log(log_, manager, served, id_, inst.features, result)
         predictions.append({"id": id_, **result})
+    monitor.observe(served, [inst.features for inst in body.instances], time.perf_counter() - started)
     return _json({"model": name, "version": served.version, "predictions": predictions})

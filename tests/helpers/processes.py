@@ -69,6 +69,8 @@ class Env:
             "STREAMLEARN_KEY_PREFIX": self.key_prefix,
             "STREAMLEARN_POLL_INTERVAL_SECONDS": "0.5",
             "STREAMLEARN_SIGNING_KEY": SIGNING_KEY,
+            "STREAMLEARN_METRICS_PORT": "0",  # trainers of a test ask for a free port when they need one
+            "STREAMLEARN_METRICS_HOST": "127.0.0.1",
             **extra,
         }
 

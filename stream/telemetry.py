@@ -1,0 +1,258 @@
+"""What the trainer tells the world about itself: Prometheus metrics on its own port, and a
+metric point in the model's capped Redis stream about every second (dashboards read it).
+
+The per-event path only adds a learn timing to plain bucket counts; Prometheus
+counters move once per poll batch, gauges and the metric point once per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from model_store.monitoring import Detection, ErrorRateState, MetricPoint
+from model_store.snapshot import SnapshotMeta
+from model_store.specs import ModelSpec
+from model_store.store import CheckpointStore
+from stream.learner import Learner
+
+log = logging.getLogger(__name__)
+
+LEARN_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0)
+CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def reject_reason(reason: str) -> str:
+    """The ``reason`` label of a dead-lettered event, from its dead-letter message."""
+    if reason.startswith("not JSON"):
+        return "not_json"
+    if reason.startswith("schema"):
+        return "schema"
+    if reason.startswith("label"):
+        return "label"
+    if reason.startswith("model"):
+        return "model"
+    return "empty" if reason.startswith("empty") else "other"
+
+
+class LatencyBuckets(Collector):
+    """A Prometheus histogram filled without a lock from the learning thread: ``add`` is a
+    bisect and two increments, cheap enough to time every event."""
+
+    def __init__(self, name: str, documentation: str, model: str, bounds: tuple[float, ...]) -> None:
+        self.name, self.documentation, self.model = name, documentation, model
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        counts, total = list(self.counts), self.sum
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["model"])
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        family.add_metric([self.model], buckets, total)
+        yield family
+
+
+class TrainerTelemetry:
+    """Prometheus metrics and metric points of one model's trainer."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        store: CheckpointStore,
+        learner: Learner,
+        version: int | None,
+        registry: CollectorRegistry | None = None,
+        point_every: float = 1.0,
+        idle_every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec, self.store, self.clock = spec, store, clock
+        self.point_every, self.idle_every = point_every, idle_every
+        self.registry = registry or CollectorRegistry()
+        model, r = spec.name, self.registry
+        self.consumed = Counter(
+            "streamlearn_events_consumed", "Kafka records consumed", ["model"], registry=r
+        ).labels(model)
+        self.learned = Counter(
+            "streamlearn_events_learned", "Events learned (test-then-train)", ["model"], registry=r
+        ).labels(model)
+        self._rejected = Counter(
+            "streamlearn_events_rejected",
+            "Events sent to the dead-letter topic",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.learn_seconds = LatencyBuckets(
+            "streamlearn_learn_seconds",
+            "Duration of one test-then-train step: predict, score, monitors, learn",
+            model,
+            LEARN_BUCKETS,
+        )
+        r.register(self.learn_seconds)
+        self._metric = Gauge(
+            "streamlearn_prequential_metric",
+            "Prequential metric (window: cumulative or rolling)",
+            ["model", "metric", "window"],
+            registry=r,
+        )
+        self._error = Gauge(
+            "streamlearn_error_rate",
+            "Error rate (mean absolute error for a regressor) over the last N events, or cumulative",
+            ["model", "window"],
+            registry=r,
+        )
+        self._drift = Counter(
+            "streamlearn_drift_detections", "Concept drift detections", ["model", "detector"], registry=r
+        ).labels(model, spec.drift.detector)
+        self.checkpoint_seconds = Histogram(
+            "streamlearn_checkpoint_seconds",
+            "Duration of a checkpoint (serialise, sign, publish)",
+            ["model"],
+            buckets=CHECKPOINT_BUCKETS,
+            registry=r,
+        ).labels(model)
+        self.checkpoint_bytes = Gauge(
+            "streamlearn_checkpoint_bytes", "Size of the newest checkpoint's blob", ["model"], registry=r
+        ).labels(model)
+        self._lag = Gauge(
+            "streamlearn_consumer_lag",
+            "Records in the topic not consumed yet",
+            ["model", "partition"],
+            registry=r,
+        )
+        self.version_gauge = Gauge(
+            "streamlearn_trainer_version", "Newest version the trainer published", ["model"], registry=r
+        ).labels(model)
+        self.version = version
+        if version is not None:
+            self.version_gauge.set(version)
+        self._reported = learner.monitors.total if learner.monitors is not None else 0
+        self._since_point = 0
+        self._rejected_total = 0
+        self._last_point = clock()
+        self._next_point = self._last_point + point_every
+        self._redis_warned = 0.0
+
+    # -- per batch -----------------------------------------------------------------
+
+    def batch(self, consumed: int, learned: int) -> None:
+        self.consumed.inc(consumed)
+        if learned:
+            self.learned.inc(learned)
+        self._since_point += consumed
+
+    def rejected(self, reason: str) -> None:
+        self._rejected.labels(self.spec.name, reject_reason(reason)).inc()
+        self._rejected_total += 1
+
+    def checkpointed(self, meta: SnapshotMeta, seconds: float) -> None:
+        self.version = meta.version
+        self.version_gauge.set(meta.version)
+        self.checkpoint_seconds.observe(seconds)
+        self.checkpoint_bytes.set(meta.blob_bytes)
+
+    # -- about every second --------------------------------------------------------
+
+    def resumed(self, learner: Learner, version: int | None) -> None:
+        """The trainer restored a checkpoint: detections it holds were reported before."""
+        self.version = version
+        if version is not None:
+            self.version_gauge.set(version)
+        self._reported = learner.monitors.total if learner.monitors is not None else 0
+
+    def tick(self, learner: Learner, lags: Callable[[], dict[int, int]]) -> MetricPoint | None:
+        """Append a metric point when one is due: every ``point_every`` seconds while events
+        arrive, every ``idle_every`` seconds otherwise."""
+        now = self.clock()
+        if now < self._next_point:
+            return None
+        self._next_point = now + self.point_every
+        if not self._since_point and now - self._last_point < self.idle_every:
+            return None
+        point = self.point(learner, lags(), now)
+        try:
+            self.store.append_metric_point(self.spec.name, point.model_dump(mode="json"))
+        except redis.RedisError as exc:
+            if now - self._redis_warned > 30:
+                log.warning("%s: cannot append a metric point (%s); learning goes on", self.spec.name, exc)
+                self._redis_warned = now
+        return point
+
+    def point(self, learner: Learner, lags: dict[int, int], now: float) -> MetricPoint:
+        """Set the gauges and build the metric point of this moment."""
+        elapsed = max(now - self._last_point, 1e-9)
+        rate, self._since_point, self._last_point = self._since_point / elapsed, 0, now
+        model = self.spec.name
+        cumulative, rolling = learner.metric_values()
+        for window, values in (("cumulative", cumulative), ("rolling", rolling)):
+            for metric, value in values.items():
+                if value is not None:
+                    self._metric.labels(model, metric, window).set(value)
+        for partition, lag in lags.items():
+            self._lag.labels(model, str(partition)).set(lag)
+        monitors = learner.monitors
+        if monitors is None:
+            return MetricPoint(
+                time=time.time(),
+                n_learned=learner.n_learned,
+                version=self.version,
+                events_per_s=rate,
+                rejected=self._rejected_total,
+                lag=lags,
+                metrics=cumulative,
+                rolling=rolling,
+                error_rate=ErrorRateState(state="ok"),
+            )
+        error_rate = monitors.error_rate()
+        for window, value in [*error_rate.windows.items(), ("cumulative", error_rate.cumulative)]:
+            if value is not None:
+                self._error.labels(model, window).set(value)
+        new = monitors.total - self._reported
+        if new > 0:
+            self._drift.inc(new)
+        fresh: list[dict[str, Any]] = monitors.detections[-new:] if new > 0 else []
+        self._reported = monitors.total
+        return MetricPoint(
+            time=time.time(),
+            n_learned=learner.n_learned,
+            version=self.version,
+            events_per_s=rate,
+            rejected=self._rejected_total,
+            lag=lags,
+            metrics=cumulative,
+            rolling=rolling,
+            error_rate=error_rate,
+            drift_state=monitors.drift_state(learner.n_learned),
+            drift_total=monitors.total,
+            detections=[Detection(**d) for d in fresh],
+        )
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> Any | None:
+    """Expose ``registry`` on http://host:port/metrics; None (and an error logged) when the
+    port is taken, since a trainer without metrics still learns."""
+    if not port:
+        return None
+    try:
+        server, _thread = start_http_server(port, host, registry=registry)
+    except OSError as exc:
+        log.error("cannot serve Prometheus metrics on %s:%d: %s", host, port, exc)
+        return None
+    log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+    return server
