@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven chromium
 # Test tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
 APT_TOOLS := prometheus chromium-driver
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift lock clean
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift lock clean compose-env
 
 deps: system-deps python-deps kafka-jars
 
@@ -61,6 +61,12 @@ bench: deps
 # Detection delay and false alarms of the drift monitors -> docs/benchmarks.md (no services needed).
 bench-drift: python-deps
 	$(PY) bench/drift_detection.py
+# Secrets for `docker compose` (once): .env beside docker-compose.yml, git-ignored.
+compose-env: .env
+
+.env:
+	@umask 077; python3 -c 'import secrets; print(f"STREAMLEARN_SIGNING_KEY={secrets.token_hex(32)}\nSTREAMLEARN_ADMIN_KEY={secrets.token_hex(32)}")' > $@
+	@echo "wrote $@ with a fresh STREAMLEARN_SIGNING_KEY and STREAMLEARN_ADMIN_KEY"
 
 # Re-resolve every pinned version from pyproject.toml (both sides, all extras).
 lock:

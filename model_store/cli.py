@@ -66,6 +66,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return importlib.import_module("stream.demo").run_demo(args)
 
 
+def cmd_train_all(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _require_signing_key(settings)
+    heartbeat = Path(args.heartbeat) if args.heartbeat else None
+    return importlib.import_module("stream.train_all").run_all(
+        load_specs(settings.models_dir), settings, heartbeat
+    )
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_signing_key(settings)
@@ -175,8 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="learn one model from its Kafka topic, checkpointing to Redis")
-    p.add_argument("--model", required=True)
+    p = sub.add_parser("train", help="learn one model (or all) from Kafka, checkpointing to Redis")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model")
+    # --all swaps the handler itself, so cmd_train stays the one-model path.
+    which.add_argument(
+        "--all",
+        dest="func",
+        action="store_const",
+        const=cmd_train_all,
+        help="every model in the models directory, one trainer thread each, in this process",
+    )
+    p.add_argument(
+        "--heartbeat",
+        metavar="FILE",
+        help="with --all: file touched every few seconds while every trainer runs (for healthchecks)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("serve", help="run an API replica")

@@ -50,8 +50,12 @@ def test_prometheus_config_is_valid_and_scrapes_api_and_trainer():
     result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load(path.read_text())
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert targets == {"api:8000", "trainer:9100"}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    # every replica of the scaled api service, found by Docker's DNS; the trainer on its metrics port
+    (api,) = jobs["streamlearn-api"]["dns_sd_configs"]
+    assert (api["names"], api["port"]) == (["api"], 8000)
+    (trainer,) = jobs["streamlearn-trainer"]["static_configs"]
+    assert trainer["targets"] == ["trainer:9100"]
     rules = yaml.safe_load((CONFIGS / "prometheus" / "alerts.yml").read_text())
     for rule in rules["groups"][0]["rules"]:
         assert metric_names(rule["expr"]) <= CONTRACT, rule["expr"]
@@ -63,7 +67,7 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboard():
     (source,) = sources["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     providers = yaml.safe_load((grafana / "provisioning" / "dashboards" / "dashboards.yml").read_text())
-    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert providers["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
 
     dashboard = json.loads((grafana / "dashboards" / "streamlearn.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
