@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from model_store.monitoring import ConceptDriftState, ErrorRateState, MetricPoint, State
+from model_store.monitoring import ConceptDriftState, ErrorRateState, MetricPoint, ServedState, State
 
 PSI_TEST = "PSI (population stability index) on the training quantile bins"
 
@@ -43,5 +43,10 @@ class MonitorsReport(BaseModel):
     concept_drift: ConceptDriftState | None
     error_rate: ErrorRateState | None
     data_drift: DataDriftState
+    served: ServedState | None = Field(
+        default=None,
+        description="Scores of the predictions served, as their labels arrived (delayed labels); "
+        "null for a model that does not log predictions",
+    )
     history: list[MetricPoint] = Field(description="Recent metric points, oldest first")
     history_ids: list[str] = Field(description="Stream id of each history point (for SSE resumption)")

@@ -25,6 +25,7 @@ from model_store.monitoring import (
     ErrorRateState,
     MetricPoint,
     MonitorsSummary,
+    ServedState,
     worst,
 )
 
@@ -210,6 +211,16 @@ def monitors_report(
         concept_drift=concept,
         error_rate=error,
         data_drift=data_drift,
+        served=_served_state(latest, served),
         history=history,
         history_ids=[sid for sid, _ in points],
     )
+
+
+def _served_state(latest: MetricPoint | None, served: Served | None) -> ServedState | None:
+    """Scores of served predictions: the trainer's newest point, else the served checkpoint's."""
+    if latest is not None and latest.served is not None:
+        return latest.served
+    if served is not None and served.meta.served:
+        return ServedState.model_validate(served.meta.served)
+    return None

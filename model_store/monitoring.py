@@ -57,6 +57,31 @@ class ErrorRateState(BaseModel):
     n: int = Field(default=0, description="Predictions scored")
 
 
+class ServedVersion(BaseModel):
+    value: float | None = Field(description="The main metric on this version's served predictions")
+    n: int = Field(description="Served predictions of this version whose labels arrived")
+
+
+class ServedState(BaseModel):
+    """How good the predictions the API returned were, scored as their labels arrived
+    (delayed labels); prequential figures say how good the model is on what it learns."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metric: str = Field(description="The model's main metric")
+    overall: float | None = Field(description="On every served prediction scored so far")
+    n: int = Field(default=0, description="Served predictions scored")
+    by_version: dict[str, ServedVersion] = Field(
+        default_factory=dict, description="version -> score (the newest versions that served)"
+    )
+    label_delay_seconds: dict[str, float | None] = Field(
+        default_factory=dict, description="p50/p90/p99 of the time from prediction to label"
+    )
+    joins: dict[str, int] = Field(
+        default_factory=dict, description="labels joined (hit), expired, unknown, late, duplicate"
+    )
+
+
 class MonitorsSummary(BaseModel):
     """Every trainer-side monitor of a model; stored in each checkpoint's metadata."""
 
@@ -84,4 +109,7 @@ class MetricPoint(BaseModel):
     drift_total: int = 0
     detections: list[Detection] = Field(
         default_factory=list, description="Concept drift detections since the previous point"
+    )
+    served: ServedState | None = Field(
+        default=None, description="Scores of served predictions (models with delayed labels)"
     )

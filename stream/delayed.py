@@ -41,7 +41,11 @@ class DelayedLabels:
         return {"joiner": self.joiner.state(), "served": self.scores.state()}
 
     def meta_fields(self) -> dict[str, Any]:
-        return {"prediction_offsets": dict(self.offsets), "served": self.scores.summary(self.joiner.counts)}
+        return {"prediction_offsets": dict(self.offsets), "served": self.served_summary()}
+
+    def served_summary(self) -> dict[str, Any]:
+        """The scores of served predictions (model_store.monitoring.ServedState's shape)."""
+        return self.scores.summary(self.joiner.counts)
 
     def on_predictions(self, partition: int, records: list) -> list[Joined]:
         """Logged predictions; returns the joins completed by labels that were waiting."""

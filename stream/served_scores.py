@@ -12,6 +12,9 @@ from stream.joiner import Joined
 from stream.pipeline import build_metric
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+MAX_VERSIONS = 50
+"""Versions scored separately; older ones only count in the overall score, so that a
+trainer that publishes a version every second keeps a bounded state."""
 
 
 class ServedScores:
@@ -24,6 +27,7 @@ class ServedScores:
         self.overall: metrics.base.Metric = state.get("overall") or build_metric(self.metric_name, spec)
         self.by_version: dict[int, metrics.base.Metric] = state.get("by_version", {})
         self.counts: dict[int, int] = state.get("counts", {})
+        self.n: int = state.get("n", sum(self.counts.values()))
         self.delay: dict[str, stats.Quantile] = state.get("delay") or {
             k: stats.Quantile(q) for k, q in QUANTILES.items()
         }
@@ -34,6 +38,7 @@ class ServedScores:
             "overall": self.overall,
             "by_version": self.by_version,
             "counts": self.counts,
+            "n": self.n,
             "delay": self.delay,
         }
 
@@ -46,9 +51,13 @@ class ServedScores:
         metric = self.by_version.get(version)
         if metric is None:
             metric = self.by_version[version] = build_metric(self.metric_name, self.spec)
+            for old in sorted(self.by_version)[:-MAX_VERSIONS]:
+                del self.by_version[old]
+                self.counts.pop(old, None)
         metric.update(joined.label, score)
         self.overall.update(joined.label, score)
         self.counts[version] = self.counts.get(version, 0) + 1
+        self.n += 1
         for q in self.delay.values():
             q.update(joined.delay_ms / 1000.0)
 
@@ -56,7 +65,8 @@ class ServedScores:
         """JSON-ready figures for the checkpoint metadata, /monitors and the dashboard."""
         return {
             "metric": self.metric_name,
-            "overall": _value(self.overall),
+            "overall": _value(self.overall) if self.n else None,  # no label yet: no score, not 0
+            "n": self.n,
             "by_version": {
                 str(v): {"value": _value(m), "n": self.counts.get(v, 0)}
                 for v, m in sorted(self.by_version.items())

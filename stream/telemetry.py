@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from model_store.monitoring import Detection, ErrorRateState, MetricPoint
@@ -66,6 +66,52 @@ class LatencyBuckets(Collector):
             buckets.append((bound, cumulative))
         family.add_metric([self.model], buckets, total)
         yield family
+
+
+class ServedMetrics(Collector):
+    """Scores of served predictions (delayed labels), read at scrape time from the newest
+    summary: they change only when labels arrive, and come back with a checkpoint."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.summary: dict[str, Any] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        summary, model = self.summary, self.model
+        if summary is None:
+            return
+        metric = GaugeMetricFamily(
+            "streamlearn_served_metric",
+            "The main metric on served predictions whose labels arrived (version: a version, or all)",
+            labels=["model", "metric", "version"],
+        )
+        scored = CounterMetricFamily(
+            "streamlearn_served_scored",
+            "Served predictions scored against their label",
+            labels=["model", "version"],
+        )
+        if summary.get("overall") is not None:
+            metric.add_metric([model, summary["metric"], "all"], summary["overall"])
+        for version, score in summary.get("by_version", {}).items():
+            if score.get("value") is not None:
+                metric.add_metric([model, summary["metric"], version], score["value"])
+            scored.add_metric([model, version], score.get("n", 0))
+        delay = GaugeMetricFamily(
+            "streamlearn_label_delay_seconds",
+            "Quantiles of the time from a served prediction to its label",
+            labels=["model", "quantile"],
+        )
+        for quantile, seconds in summary.get("label_delay_seconds", {}).items():
+            if seconds is not None:
+                delay.add_metric([model, quantile], seconds)
+        joins = CounterMetricFamily(
+            "streamlearn_label_joins",
+            "Label-only events by outcome: hit (joined), expired, unknown, late, duplicate",
+            labels=["model", "outcome"],
+        )
+        for outcome, count in summary.get("joins", {}).items():
+            joins.add_metric([model, outcome], count)
+        yield from (metric, scored, delay, joins)
 
 
 class TrainerTelemetry:
@@ -139,6 +185,8 @@ class TrainerTelemetry:
         self.version_gauge = Gauge(
             "streamlearn_trainer_version", "Newest version the trainer published", ["model"], registry=r
         ).labels(model)
+        self.served = ServedMetrics(model)
+        r.register(self.served)
         self.version = version
         if version is not None:
             self.version_gauge.set(version)
@@ -176,7 +224,12 @@ class TrainerTelemetry:
             self.version_gauge.set(version)
         self._reported = learner.monitors.total if learner.monitors is not None else 0
 
-    def tick(self, learner: Learner, lags: Callable[[], dict[int, int]]) -> MetricPoint | None:
+    def tick(
+        self,
+        learner: Learner,
+        lags: Callable[[], dict[int, int]],
+        served: Callable[[], dict[str, Any]] | None = None,
+    ) -> MetricPoint | None:
         """Append a metric point when one is due: every ``point_every`` seconds while events
         arrive, every ``idle_every`` seconds otherwise."""
         now = self.clock()
@@ -185,7 +238,7 @@ class TrainerTelemetry:
         self._next_point = now + self.point_every
         if not self._since_point and now - self._last_point < self.idle_every:
             return None
-        point = self.point(learner, lags(), now)
+        point = self.point(learner, lags(), now, served() if served is not None else None)
         try:
             self.store.append_metric_point(self.spec.name, point.model_dump(mode="json"))
         except redis.RedisError as exc:
@@ -194,8 +247,12 @@ class TrainerTelemetry:
                 self._redis_warned = now
         return point
 
-    def point(self, learner: Learner, lags: dict[int, int], now: float) -> MetricPoint:
+    def point(
+        self, learner: Learner, lags: dict[int, int], now: float, served: dict[str, Any] | None = None
+    ) -> MetricPoint:
         """Set the gauges and build the metric point of this moment."""
+        if served is not None:
+            self.served.summary = served
         elapsed = max(now - self._last_point, 1e-9)
         rate, self._since_point, self._last_point = self._since_point / elapsed, 0, now
         model = self.spec.name
@@ -218,6 +275,7 @@ class TrainerTelemetry:
                 metrics=cumulative,
                 rolling=rolling,
                 error_rate=ErrorRateState(state="ok"),
+                served=served,
             )
         error_rate = monitors.error_rate()
         for window, value in [*error_rate.windows.items(), ("cumulative", error_rate.cumulative)]:
@@ -241,6 +299,7 @@ class TrainerTelemetry:
             drift_state=monitors.drift_state(learner.n_learned),
             drift_total=monitors.total,
             detections=[Detection(**d) for d in fresh],
+            served=served,
         )
 
 

@@ -173,7 +173,8 @@ class Trainer:
                     for refused in self.delayed.expire():
                         self._dead_label(refused)
                 self._check_reset()
-                self.telemetry.tick(self.learner, lambda: self._lags(consumer))
+                served = self.delayed.served_summary if self.delayed is not None else None
+                self.telemetry.tick(self.learner, lambda: self._lags(consumer), served)
                 if self.due():
                     self.checkpoint()
             if self.due.events:

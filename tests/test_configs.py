@@ -27,6 +27,10 @@ TRAINER_METRICS = {
     "streamlearn_checkpoint_bytes",
     "streamlearn_consumer_lag",
     "streamlearn_trainer_version",
+    "streamlearn_served_metric",
+    "streamlearn_served_scored_total",
+    "streamlearn_label_delay_seconds",
+    "streamlearn_label_joins_total",
 }
 API_METRICS = {
     "streamlearn_predictions_total",

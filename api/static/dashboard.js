@@ -187,9 +187,12 @@
       setBadge(this.badges.error, this.task === "classification" ? "error rate" : "abs. error",
                point.error_rate && point.error_rate.state);
       const lag = sum(point.lag);
+      const sv = point.served;
+      const served = sv ? ` · served ${sv.metric} ${fmt(sv.overall)} on ${sv.n.toLocaleString()} labelled, ` +
+        `label delay p50 ${fmt(sv.label_delay_seconds.p50, 1)} s` : "";
       this.facts.textContent =
         `v${point.version ?? "–"} · ${point.n_learned.toLocaleString()} learned · ` +
-        `${fmt(point.events_per_s, 1)} events/s · lag ${lag.toLocaleString()}`;
+        `${fmt(point.events_per_s, 1)} events/s · lag ${lag.toLocaleString()}${served}`;
     }
 
     applyReport(report) {
@@ -243,12 +246,24 @@
             el("td", { text: v.parent === null ? "–" : `v${v.parent}` }),
             el("td", { text: new Date(v.created_at).toLocaleTimeString() }),
             el("td", { text: v.n_learned.toLocaleString() }),
-            el("td", { text: Object.entries(v.metrics).map(([k, x]) => `${k} ${fmt(x)}`).join(", ") }),
+            el("td", { text: this.metricsText(v) }),
             el("td", { text: [v.served ? "served" : "", v.pinned ? "pinned" : "", v.tag || ""]
               .filter(Boolean).join(" ") }))));
       } finally {
         this.versionsLoading = false;
       }
+    }
+
+    metricsText(v) {
+      const text = Object.entries(v.metrics).map(([k, x]) => `${k} ${fmt(x)}`).join(", ");
+      const served = this.servedNow();
+      const mine = served && served.by_version[String(v.version)];
+      return mine ? `${text}; served ${served.metric} ${fmt(mine.value)} (${mine.n} labelled)` : text;
+    }
+
+    servedNow() {
+      for (let i = this.points.length - 1; i >= 0; i--) if (this.points[i].served) return this.points[i].served;
+      return null;
     }
 
     // -- charts -------------------------------------------------------------------
@@ -258,11 +273,16 @@
       const t = pts.map((p) => p.time);
       const metric = pts.length ? Object.keys(pts[pts.length - 1].rolling || {})[0] : null;
       const windows = pts.length ? Object.keys(pts[pts.length - 1].error_rate.windows || {}) : [];
+      const served = this.servedNow();
+      const metricData = [t, pts.map((p) => (metric ? p.rolling[metric] : null)),
+                          pts.map((p) => (metric ? p.metrics[metric] : null))];
+      // Delayed labels: how good the predictions actually served were, on the same chart.
+      if (served) metricData.push(pts.map((p) => (p.served ? p.served.overall : null)));
       return {
         metric,
         windows,
-        metricData: [t, pts.map((p) => (metric ? p.rolling[metric] : null)),
-                     pts.map((p) => (metric ? p.metrics[metric] : null))],
+        servedMetric: served ? served.metric : null,
+        metricData,
         errorData: [t, ...windows.map((w) => pts.map((p) => p.error_rate.windows[w] ?? null)),
                     pts.map((p) => p.error_rate.cumulative)],
         rateData: [t, pts.map((p) => p.events_per_s), pts.map((p) => sum(p.lag))],
@@ -283,10 +303,13 @@
       const base = { width, height: 220, scales: { x }, legend: { live: false } };
       const line = (label, i, extra = {}) => ({ label, stroke: COLORS[i % COLORS.length], width: 2,
                                                 spanGaps: true, ...extra });
-      this.metricBox.titleNode.textContent = `${s.metric} (rolling and cumulative)`;
+      this.metricBox.titleNode.textContent = s.servedMetric
+        ? `${s.metric} (rolling, cumulative, and on served predictions)`
+        : `${s.metric} (rolling and cumulative)`;
       const metricChart = new uPlot({
         ...base,
-        series: [{}, line(`rolling ${s.metric}`, 0), line(`cumulative ${s.metric}`, 1, { dash: [5, 5] })],
+        series: [{}, line(`rolling ${s.metric}`, 0), line(`cumulative ${s.metric}`, 1, { dash: [5, 5] }),
+                 ...(s.servedMetric ? [line(`served ${s.servedMetric}`, 4)] : [])],
         plugins: [markersPlugin(this)],
       }, s.metricData, this.metricBox.plot);
       const errorChart = new uPlot({
@@ -305,7 +328,7 @@
         axes: [{}, { label: "events/s" }, { side: 1, scale: "lag", label: "lag", grid: { show: false } }],
         plugins: [markersPlugin(this)],
       }, s.rateData, this.rateBox.plot);
-      this.charts = { metric: metricChart, error: errorChart, rate: rateChart, windows: s.windows.join() };
+      this.charts = { metric: metricChart, error: errorChart, rate: rateChart, key: chartKey(s) };
     }
 
     render() {
@@ -313,10 +336,12 @@
       this.dirty = false;
       this.node.dataset.points = String(this.points.length);
       this.node.dataset.detections = String(this.detections.length);
-      status.models[this.name] = { points: this.points.length, detections: this.detections.length };
+      const served = this.servedNow();
+      status.models[this.name] = { points: this.points.length, detections: this.detections.length,
+                                   served: served ? served.overall : null };
       if (!this.points.length) return;
       const s = this.series();
-      if (!this.charts || this.charts.windows !== s.windows.join()) {
+      if (!this.charts || this.charts.key !== chartKey(s)) {
         if (this.charts) for (const k of ["metric", "error", "rate"]) this.charts[k].destroy();
         this.makeCharts(s);
         return;
@@ -332,6 +357,9 @@
       for (const k of ["metric", "error", "rate"]) this.charts[k].setSize({ width, height: 220 });
     }
   }
+
+  // Charts are rebuilt when their series change: new error windows, or served scores appearing.
+  const chartKey = (s) => `${s.windows.join()}|${s.servedMetric || ""}`;
 
   const cards = new Map();
   const connection = $("#connection");

@@ -12,10 +12,12 @@ import httpx
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from river import datasets, metrics
+from selenium.webdriver.common.by import By
 
 from model_store.store import CheckpointStore
-from stream.local_services import KafkaServer
+from stream.local_services import KafkaServer, free_port
 from stream.publish import publish
+from tests.helpers.browser import chromium, screenshot
 from tests.helpers.processes import ROOT, Env, stop, wait_until, write_spec
 
 ROWS = list(datasets.Phishing().take(400))
@@ -30,7 +32,9 @@ def serving(base: str, name: str) -> int | None:
     return httpx.get(f"{base}/models/{name}").json().get("version")
 
 
-def start(env: Env, port: int, max_age: float, warmup: int = 150) -> tuple[str, str, CheckpointStore]:
+def start(
+    env: Env, port: int, max_age: float, warmup: int = 150, metrics_port: int = 0
+) -> tuple[str, str, CheckpointStore]:
     name = env.key_prefix
     write_spec(
         env.models_dir,
@@ -39,7 +43,7 @@ def start(env: Env, port: int, max_age: float, warmup: int = 150) -> tuple[str, 
         delayed_labels={"max_age_seconds": max_age, "max_pending": 10_000},
     )
     store = CheckpointStore.from_url(env.redis_url, env.key_prefix)
-    env.start_trainer(name)
+    env.start_trainer(name, STREAMLEARN_METRICS_PORT=str(metrics_port))
     env.start_api(port)
     publish([{"features": x, "label": y} for x, y in ROWS[:warmup]], name, env.kafka, progress=False)
     wait_until(lambda: learned(store, name, warmup), timeout=60, what="warm-up learned")
@@ -64,7 +68,8 @@ def dead_letters(env: Env, topic: str, n: int) -> list:
 def test_labels_arriving_later_and_out_of_order_are_learned_once_and_served_accuracy_is_exact(
     env: Env, port: int
 ):
-    name, base, store = start(env, port, max_age=600)
+    metrics_port = free_port()
+    name, base, store = start(env, port, max_age=600, metrics_port=metrics_port)
     producer = KafkaProducer(bootstrap_servers=env.kafka)
     # one label arrives before its prediction is even made: it waits for it
     early_id = "early-bird"
@@ -101,6 +106,36 @@ def test_labels_arriving_later_and_out_of_order_are_learned_once_and_served_accu
         overall.update(label, prediction)
     assert summary["overall"] == overall.get()
     assert summary["label_delay_seconds"]["p50"] > 0
+
+    # the same figures in /monitors, in the trainer's Prometheus metrics and on the dashboard
+    report = wait_until(
+        lambda: (
+            (r := httpx.get(f"{base}/models/{name}/monitors").json())["served"]
+            and r["served"]["n"] == 100
+            and r
+        ),
+        what="served scores in /monitors",
+    )
+    assert report["served"]["overall"] == overall.get()
+    assert report["served"]["joins"]["hit"] == 100
+    prometheus = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert f'streamlearn_served_metric{{metric="Accuracy",model="{name}",version="all"}} {overall.get()}' in (
+        prometheus
+    ), prometheus
+    assert f'streamlearn_label_joins_total{{model="{name}",outcome="hit"}} 100.0' in prometheus
+    with chromium() as browser:
+        browser.get(f"{base}/dashboard")
+        shown = wait_until(
+            lambda: browser.execute_script(
+                "return (window.streamlearn.models[arguments[0]] || {}).served", name
+            ),
+            timeout=30,
+            what="served accuracy on the dashboard",
+        )
+        assert shown == overall.get()
+        facts = browser.find_element(By.CSS_SELECTOR, f'section[data-model="{name}"] .facts').text
+        assert "served Accuracy" in facts and "100 labelled" in facts
+        screenshot(browser, "dashboard-served-accuracy")
 
 
 def test_unknown_and_expired_labels_are_dead_lettered_with_reasons(env: Env, port: int):
@@ -160,8 +195,6 @@ def test_predictions_keep_being_answered_while_kafka_is_down_and_drops_are_count
 ):
     own_kafka = KafkaServer(tmp_path / "own-kafka").start()
     env = Env(own_kafka.bootstrap, redis_server.url, tmp_path / "models", prefix, tmp_path / "logs")
-    from stream.local_services import free_port
-
     port = free_port()
     try:
         name, base, _ = start(env, port, max_age=600, warmup=20)
