@@ -7,8 +7,9 @@ model's ``promotion.tolerance`` is recorded as held instead.
 
 Auto-rollback reacts to an *alert* raised after a promotion by pinning the last
 version that proved healthy. Where alerts come from is a hook (``AlertSource``):
-by default a drop of the rolling main metric below the last healthy version's;
-the error-rate monitor plugs in there (docs/architecture.md).
+by default the error-rate monitor in alert (its state is in every checkpoint's
+``monitors``), or a drop of the rolling main metric below the last healthy
+version's by more than ``promotion.alert_drop``.
 """
 
 from __future__ import annotations
@@ -103,8 +104,12 @@ class AutoRollback:
         self.metric = spec.main_metric
         self.store = store
         self.bigger_is_better = bigger_is_better
-        self.alert_source: AlertSource = alert_source or self.metric_drop_alert
+        self.alert_source: AlertSource = alert_source or self.any_alert
         self.last_healthy: tuple[int, float | None] | None = None  # (version, its rolling main metric)
+
+    def any_alert(self, meta: SnapshotMeta) -> str | None:
+        """The default: the error-rate monitor in alert, else a drop of the main metric."""
+        return error_rate_alert(meta) or self.metric_drop_alert(meta)
 
     def metric_drop_alert(self, meta: SnapshotMeta) -> str | None:
         """Built-in alert: the rolling main metric fell below the last healthy version's by more
@@ -149,3 +154,17 @@ class AutoRollback:
             return None
         log.warning("%s: pinned v%d: %s", meta.model, healthy, reason)
         return healthy
+
+
+def error_rate_alert(meta: SnapshotMeta) -> str | None:
+    """The error-rate monitor (its state in the checkpoint's ``monitors``) is in alert."""
+    error = (meta.monitors or {}).get("error_rate") or {}
+    if error.get("state") != "alert":
+        return None
+    limit = error.get("alert")
+    over = [
+        f"{value:.3f} over the last {window} events"
+        for window, value in (error.get("windows") or {}).items()
+        if value is not None and limit is not None and value >= limit
+    ]
+    return f"error rate in alert at v{meta.version}: {', '.join(over) or 'cumulative'} (alert at {limit})"

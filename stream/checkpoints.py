@@ -52,7 +52,7 @@ class Checkpointer:
         self.parent: int | None = None
         self.config_hash = spec.config_hash()
         self.gate = PromotionGate(spec, store)
-        # The hook for alerts (issue 3's error-rate monitor): set auto_rollback.alert_source.
+        # Alerts: the error-rate monitor or a drop of the main metric (AutoRollback.any_alert).
         self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
         self.feature_stats: dict[str, FeatureStats] = {}  # data-drift reference, carried over a restart
         self._stats_at = 0  # n_learned when this process last computed feature_stats
