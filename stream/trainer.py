@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import signal
 import threading
@@ -9,7 +10,7 @@ import time
 from collections.abc import Callable
 
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from model_store.settings import Settings
@@ -20,8 +21,9 @@ from stream.checkpoints import CheckpointDue, Checkpointer
 from stream.dead_letters import DeadLetters
 from stream.delayed import DelayedLabels
 from stream.events import BadEvent, LabelOnly, decode
+from stream.fetcher import Batch, Fetcher, FetcherError, Record
 from stream.joiner import Joined, Unjoinable
-from stream.kafka_io import ensure_topics, make_consumer, make_producer
+from stream.kafka_io import ensure_topics, make_producer
 from stream.learner import Learner
 from stream.pipeline import validate_spec
 from stream.reset import ResetRequests
@@ -55,6 +57,7 @@ class Trainer:
         self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, clock)
         self.learner: Learner = Learner.from_spec(spec)
         self.offsets: dict[int, int] = {}
+        self._highwater: dict[tuple[str, int], int | None] = {}
         self.delayed: DelayedLabels | None = (
             DelayedLabels(spec) if spec.delayed_labels.log_predictions else None
         )
@@ -104,8 +107,8 @@ class Trainer:
 
     # -- Kafka set-up ------------------------------------------------------------
 
-    def _connect(self, stop: threading.Event) -> tuple[KafkaConsumer, KafkaProducer] | None:
-        """Create topics and clients, waiting for Kafka as long as it takes."""
+    def _connect(self, stop: threading.Event) -> KafkaProducer | None:
+        """Create the topics and the dead-letter producer, waiting for Kafka as long as it takes."""
         delay = 0.5
         bootstrap = self.settings.kafka_bootstrap_servers
         while not stop.is_set():
@@ -115,34 +118,20 @@ class Trainer:
                 if self.delayed is not None:
                     topics[self.delayed.topic] = self.spec.partitions
                 ensure_topics(bootstrap, topics, **options)
-                consumer = make_consumer(bootstrap, **options)
-                producer = make_producer(bootstrap, **options)
-                return consumer, producer
+                return make_producer(bootstrap, **options)
             except KafkaError as exc:
                 log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
                 stop.wait(delay)
                 delay = min(delay * 2, 10.0)
         return None
 
-    def _assign(self, consumer: KafkaConsumer) -> None:
-        """Every partition of the topic (and of the prediction log), at the checkpoint's offsets."""
-        wanted = {self.spec.topic: self.offsets}
+    def _wanted(self) -> dict[str, dict[int, int]]:
+        """Where the fetcher starts: every partition of the topic (and of the prediction
+        log) at the next offset this trainer has not learned."""
+        wanted = {self.spec.topic: dict(self.offsets)}
         if self.delayed is not None:
-            wanted[self.delayed.topic] = self.delayed.offsets
-        assigned: list[tuple[TopicPartition, int | None]] = []
-        for topic, offsets in wanted.items():
-            partitions = None
-            while not partitions:
-                partitions = consumer.partitions_for_topic(topic)
-                if not partitions:
-                    time.sleep(0.2)
-            assigned += [(TopicPartition(topic, p), offsets.get(p)) for p in sorted(partitions)]
-        consumer.assign([tp for tp, _ in assigned])
-        for tp, offset in assigned:
-            if offset is not None:
-                consumer.seek(tp, offset)
-            else:
-                consumer.seek_to_beginning(tp)
+            wanted[self.delayed.topic] = dict(self.delayed.offsets)
+        return wanted
 
     # -- the loop ----------------------------------------------------------------
 
@@ -150,74 +139,92 @@ class Trainer:
         """Consume until ``stop`` is set, then write a final checkpoint."""
         if not self.restore(stop):
             return
-        clients = self._connect(stop)
-        if clients is None:
+        producer = self._connect(stop)
+        if producer is None:
             return
-        consumer, producer = clients
         self.dead_letters = DeadLetters(producer, self.spec.dlq_topic)
+        fetcher = Fetcher(
+            self.settings.kafka_bootstrap_servers, self.settings.kafka_client_options(), self._wanted()
+        )
+        fetcher.start()
+        delay = 0.5
         try:
-            self._assign(consumer)
             while not stop.is_set():
-                batches = consumer.poll(timeout_ms=200, max_records=2000)
-                for tp, records in batches.items():
-                    if self.delayed is not None and tp.topic == self.delayed.topic:
+                try:
+                    batches = fetcher.get(timeout=0.2)
+                except FetcherError as exc:
+                    log.warning("%s: %s; starting the fetcher again in %.1fs", self.spec.name, exc, delay)
+                    fetcher.stop()
+                    stop.wait(delay)
+                    delay = min(delay * 2, 10.0)
+                    fetcher.start(self._wanted())
+                    continue
+                if batches:
+                    delay = 0.5
+                for batch in batches:
+                    self._highwater[(batch.topic, batch.partition)] = batch.highwater
+                    if self.delayed is not None and batch.topic == self.delayed.topic:
                         # not counted toward a checkpoint: logged predictions alone change no model,
                         # and after a crash they are simply read again from prediction_offsets
-                        for joined in self.delayed.on_predictions(tp.partition, records):
+                        records = _unseen(batch, self.delayed.offsets)
+                        for joined in self.delayed.on_predictions(batch.partition, records):
                             self._learn_joined(joined)
                     else:
-                        self._learn_batch(tp.partition, records)
-                        if self.delayed is not None and records:
-                            self.delayed.advance(records[-1].timestamp)
+                        self._learn_batch(batch)
+                        if self.delayed is not None:
+                            self.delayed.advance(batch.timestamps[-1])
                 if self.delayed is not None:
                     for refused in self.delayed.expire():
                         self._dead_label(refused)
                 self._check_reset()
                 served = self.delayed.served_summary if self.delayed is not None else None
-                self.telemetry.tick(self.learner, lambda: self._lags(consumer), served)
+                self.telemetry.tick(self.learner, self._lags, served)
                 if self.due():
                     self.checkpoint()
             if self.due.events:
                 self.checkpoint(force=True)
         finally:
-            consumer.close()
+            fetcher.stop()
             producer.close(timeout=10)
 
-    def _lags(self, consumer: KafkaConsumer) -> dict[int, int]:
-        """Records not consumed yet per partition, from the high watermark of the last fetch."""
+    def _lags(self) -> dict[int, int]:
+        """Records not learned yet per partition, from the high watermark of the last fetch."""
         lags = {}
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                lags[tp.partition] = max(highwater - self.offsets.get(tp.partition, 0), 0)
+        for (topic, partition), highwater in self._highwater.items():
+            if topic == self.spec.topic and highwater is not None:
+                lags[partition] = max(highwater - self.offsets.get(partition, 0), 0)
         return lags
 
-    def _learn_batch(self, partition: int, records: list) -> None:
+    def _learn_batch(self, batch: Batch) -> None:
         learner, dead, task, topic = self.learner, self.dead_letters, self.spec.task, self.spec.topic
         offsets, due, telemetry = self.offsets, self.due, self.telemetry
         timing, clock = telemetry.learn_seconds, time.perf_counter
+        partition, positions, values = batch.partition, batch.offsets, batch.values
+        # A fetcher started again may hand over records this trainer already learned.
+        first = bisect.bisect_left(positions, offsets.get(partition, 0))
         learned = 0
-        for record in records:
+        for i in range(first, len(values)):
+            raw = values[i]
             try:
-                x, y = decode(record.value, task)
+                x, y = decode(raw, task)
                 started = clock()
                 learner.learn_one(x, y)
                 timing.add(clock() - started)
                 learned += 1
             except LabelOnly as label:
-                self._label(label, record, partition)
+                self._label(label, batch.record(i), partition)
             except BadEvent as exc:
                 telemetry.rejected(exc.reason)
-                dead.send(record.value, record.key, exc.reason, topic, partition, record.offset)
+                dead.send(raw, batch.keys[i], exc.reason, topic, partition, positions[i])
             except Exception as exc:  # the model refused this event: never stop the trainer
                 reason = f"model: {type(exc).__name__}: {exc}"
                 telemetry.rejected(reason)
-                dead.send(record.value, record.key, reason, topic, partition, record.offset)
-            offsets[partition] = record.offset + 1
+                dead.send(raw, batch.keys[i], reason, topic, partition, positions[i])
+            offsets[partition] = positions[i] + 1
             due.events += 1
             if due.events >= due.every_events and self.due():
                 self.checkpoint()
-        telemetry.batch(len(records), learned)
+        telemetry.batch(len(values) - first, learned)
 
     # -- delayed labels ----------------------------------------------------------
 
@@ -308,3 +315,9 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     finally:
         if server is not None:
             server.shutdown()
+
+
+def _unseen(batch: Batch, offsets: dict[int, int]) -> list[Record]:
+    """The records of a batch at or past the partition's next offset."""
+    first = bisect.bisect_left(batch.offsets, offsets.get(batch.partition, 0))
+    return [batch.record(i) for i in range(first, len(batch.offsets))]
