@@ -2,7 +2,10 @@
 
 Starts Kafka and Redis (local_services), one trainer per configured model and
 one API replica as child processes, streams River's Phishing and TrumpApproval
-datasets at a visible pace, and prints how prequential accuracy evolves.
+datasets at a visible pace, and prints how prequential accuracy evolves. For each
+model that logs its predictions (delayed labels), a second stream asks the API
+for predictions and sends their labels a few seconds later, so the dashboard shows
+the accuracy of served predictions next to the prequential curves.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from model_store.settings import Settings
 from model_store.specs import load_specs
 from stream.local_services import CACHE, KafkaServer, RedisServer, free_port
 from stream.publish import dataset_events, publish
+from stream.replay_delayed import ApiError, replay_delayed
 
 DATASETS = {"classification": "Phishing", "regression": "TrumpApproval"}
+LABEL_DELAY_SECONDS = 3.0
 
 
 def _get(url: str) -> dict | list | None:
@@ -42,6 +47,28 @@ def _forever(dataset: str) -> Iterator[dict]:
     """Replay a dataset again and again so the demo never runs dry."""
     while True:
         yield from dataset_events(dataset)
+
+
+def _replay_delayed_forever(
+    dataset: str, model: str, topic: str, bootstrap: str, api: str, rate: float, stop: threading.Event
+) -> None:
+    """Predictions through the API now, labels later; waits (and waits again) while the
+    API has no version of the model to serve."""
+    while not stop.is_set():
+        try:
+            replay_delayed(
+                _forever(dataset),
+                model,
+                topic,
+                bootstrap,
+                api,
+                LABEL_DELAY_SECONDS,
+                rate,
+                stop=stop,
+                progress=False,
+            )
+        except ApiError:
+            stop.wait(2.0)  # no version served yet, or the API restarts
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -103,6 +130,20 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"streaming River's {dataset} into '{spec.topic}' at {args.rate:g} events/s (looping)",
                 flush=True,
             )
+            if spec.delayed_labels.log_predictions:
+                rate = max(args.rate / 5, 1.0)
+                t = threading.Thread(
+                    target=_replay_delayed_forever,
+                    args=(dataset, spec.name, spec.topic, kafka.bootstrap, base, rate, stop),
+                    daemon=True,
+                )
+                t.start()
+                publishers.append(t)
+                print(
+                    f"and predicting '{spec.name}' through the API at {rate:g}/s, "
+                    f"its labels {LABEL_DELAY_SECONDS:g} s later (delayed labels)",
+                    flush=True,
+                )
         first = next(iter(specs))
         print(
             f"\nAPI:        {base}/docs\n"
@@ -131,12 +172,17 @@ def run_demo(args: argparse.Namespace) -> int:
                 main = specs[m["name"]].main_metric
                 value = meta["metrics"].get(main)
                 rolling = meta["rolling_metrics"].get(main)
-                parts.append(
+                part = (
                     f"{m['name']} v{meta['version']}: {meta['n_learned']} learned, "
                     f"{main} {value:.3f} (last {specs[m['name']].rolling_window}: {rolling:.3f})"
                     if value is not None and rolling is not None
                     else f"{m['name']} v{meta['version']}: {meta['n_learned']} learned"
                 )
+                report = _get(f"{base}/models/{m['name']}/monitors?history=1") or {}
+                served = report.get("served")
+                if served and served.get("overall") is not None:
+                    part += f", served {served['metric']} {served['overall']:.3f} ({served['n']} labelled)"
+                parts.append(part)
             print(time.strftime("%H:%M:%S"), " | ".join(parts), flush=True)
         return 0
     finally:
