@@ -100,6 +100,53 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def descendants(pid: int) -> list[int]:
+    """Live children, grandchildren, ... of ``pid`` (from each process's parent in /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the command name may hold spaces and parentheses: fields start after the last ')'
+            parents[int(stat.parent.name)] = int(stat.read_text().rpartition(")")[2].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak memory of a process, and of the processes it started (a fetcher, say), if any."""
+
+    main_mib: float
+    children_mib: float = 0.0
+    children: int = 0
+
+    def higher(self, other: Memory | None) -> Memory:
+        if other is None:
+            return self
+        return Memory(
+            max(self.main_mib, other.main_mib),
+            max(self.children_mib, other.children_mib),
+            max(self.children, other.children),
+        )
+
+
+class Peaks:
+    """The highest VmHWM seen per role (API replica, trainer of a model) over the whole run."""
+
+    def __init__(self) -> None:
+        self.by_role: dict[str, Memory] = {}
+
+    def record(self, role: str, child: Child) -> None:
+        """Read just before the process is stopped: VmHWM keeps the peak of its whole life."""
+        main = peak_rss_mib(child.pid)
+        if main is None:
+            return
+        kids = [m for m in map(peak_rss_mib, descendants(child.pid)) if m is not None]
+        self.by_role[role] = Memory(main, sum(kids), len(kids)).higher(self.by_role.get(role))
+
+
 def streamlearn_command() -> list[str]:
     """The installed ``streamlearn`` entry point of this interpreter's environment."""
     script = Path(sys.executable).with_name("streamlearn")
@@ -124,9 +171,6 @@ class Child:
         if self.proc.poll() is not None:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise BenchError(f"{self.role} exited with {self.proc.returncode}:\n{tail}")
-
-    def peak_mib(self) -> float | None:
-        return peak_rss_mib(self.pid)
 
 
 @dataclass

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
 from bench.events import an_instance, create_topic, publish, raw_values, write_values  # noqa: E402
-from bench.harness import Child, Deployment, Services, local_services, require_tool, say, wait_until  # noqa: E402
+from bench.harness import Child, Deployment, Peaks, Services, local_services, require_tool, say, wait_until  # noqa: E402
 from bench.latency import produce_to_servable, rollback_to_every_replica  # noqa: E402
 from bench.report import Figure  # noqa: E402
 from bench.serving import CONNECTIONS, predict_figures  # noqa: E402
@@ -39,7 +39,6 @@ from bench.trainer_rate import (  # noqa: E402
     Backlog,
     against_plain,
     checkpoint_cost,
-    note_peak,
 )
 
 GROUPS = ("trainer", "checkpoint", "serving")
@@ -48,8 +47,8 @@ GROUPS = ("trainer", "checkpoint", "serving")
 @dataclasses.dataclass(frozen=True)
 class Sizes:
     repeat: int = 3
-    events: int = 60_000  # backlog of the linear and Hoeffding tree trainers
-    arf_events: int = 12_000  # ARF learns ~600 ev/s here: about 20 s per run
+    events: int = 200_000  # backlog of the linear and Hoeffding tree trainers: seconds of learning
+    arf_events: int = 20_000  # ARF learns 0.6-2 k ev/s on 2 cores: 10-30 s, 10+ checkpoints
     wrk_seconds: float = 10.0
     warmup_seconds: float = 2.0
     markers: int = 100
@@ -80,7 +79,7 @@ def backlog(services: Services, workdir: Path, name: str, events: int) -> Backlo
     return Backlog(topic, events, write_values(workdir / f"{topic}.values", values))
 
 
-def trainer_figures(services: Services, workdir: Path, sizes: Sizes, peaks: dict[str, float]) -> list[Figure]:
+def trainer_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peaks) -> list[Figure]:
     events = backlog(services, workdir, "trainer", sizes.events)
     figures = []
     for pipeline, bar in ((LINEAR, 0.80), (HOEFFDING, 0.90)):
@@ -91,15 +90,13 @@ def trainer_figures(services: Services, workdir: Path, sizes: Sizes, peaks: dict
     return figures
 
 
-def checkpoint_figures(
-    services: Services, workdir: Path, sizes: Sizes, peaks: dict[str, float]
-) -> list[Figure]:
+def checkpoint_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peaks) -> list[Figure]:
     events = backlog(services, workdir, "arf", sizes.arf_events)
     say(f"ARF trainer with a checkpoint every second vs none ({sizes.repeat} pairs)")
     return [checkpoint_cost(services, workdir, events, 0.95, sizes.repeat, sizes.timeout, peaks)]
 
 
-def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: dict[str, float]) -> list[Figure]:
+def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peaks) -> list[Figure]:
     """One deployment for figures 3-5: a trainer on live events with replica A (produce ->
     servable), then, the trainer stopped so the machine is quiet and versions stay put,
     wrk against A (/predict), then a second replica B (rollback)."""
@@ -123,7 +120,7 @@ def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: dict
             wait_until(
                 lambda: (store.latest_version(model) or 0) >= 3, 30, "three versions to roll back among"
             )
-            note_peak(peaks, "trainer, live events, checkpoint every 1 s", trainer.peak_mib())
+            peaks.record("trainer, live events, checkpoint every 1 s", trainer)
         latest = store.latest_version(model)
         wait_until(lambda: _serves(a, model, latest), 30, f"replica a to serve the final v{latest}")
         say(f"/predict vs /healthz with wrk, {sizes.wrk_seconds:g} s each x {sizes.repeat}")
@@ -138,8 +135,8 @@ def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: dict
                     [a, b], model, deployment.admin_key, body, sizes.rollbacks, sizes.repeat
                 )
             )
-            note_peak(peaks, "API replica", b.peak_mib())
-        note_peak(peaks, "API replica", a.peak_mib())
+            peaks.record("API replica", b)
+        peaks.record("API replica", a)
     return figures
 
 
@@ -151,15 +148,20 @@ def _serves(replica: Child, model: str, version: int | None) -> bool:
     return answer.status_code == 200 and answer.json()["version"] == version
 
 
-def memory_figures(peaks: dict[str, float]) -> list[Figure]:
+def memory_figures(peaks: Peaks) -> list[Figure]:
+    """Figure 6, no bar: the process's own VmHWM; processes it started are shown beside it."""
     return [
         Figure(
             key="peak_memory_" + re.sub(r"\W+", "_", role.lower()).strip("_"),
             title=f"peak memory (VmHWM), {role}",
-            value=mib,
+            value=memory.main_mib,
             unit="MiB",
+            measured=f"+ {memory.children_mib:.0f} MiB in {memory.children} child processes"
+            if memory.children
+            else "",
+            extra={"children_mib": memory.children_mib, "children": memory.children},
         )
-        for role, mib in sorted(peaks.items())
+        for role, memory in sorted(peaks.by_role.items())
     ]
 
 
@@ -186,8 +188,9 @@ def notes(sizes: Sizes) -> list[str]:
         f"Rollback: {sizes.rollbacks} pins per repeat through `POST /models/{{name}}/rollback` (alternating "
         "the replica called and the target version), from the request until both replicas answer "
         "`POST /predict` (polled every 5 ms) with the target; unpinned and settled between rollbacks.",
-        "Peak memory: VmHWM of each process just before it is stopped; the API replica's includes the "
-        "wrk runs and the rollbacks.",
+        "Peak memory: VmHWM of each process just before it is stopped, the highest over the runs of "
+        "its role; the API replica's includes the wrk runs and the rollbacks. Processes it started "
+        "(if any are alive then) are listed beside it, not added.",
     ]
 
 
@@ -221,7 +224,7 @@ def main() -> int:
 
     started = time.monotonic()
     figures: list[Figure] = []
-    peaks: dict[str, float] = {}
+    peaks = Peaks()
     with tempfile.TemporaryDirectory(prefix="streamlearn-bench-", ignore_cleanup_errors=True) as tmp:
         workdir = Path(tmp)
         say("starting Kafka and Redis" if not args.kafka else "using the given services")

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.harness import BenchError, Child, Deployment, Services
+from bench.harness import BenchError, Child, Deployment, Peaks, Services
 from bench.report import Figure, rate
 from bench.stats import learning_rate, median
 
@@ -63,7 +63,6 @@ class Backlog:
 @dataclass
 class TrainerRun:
     rate: float
-    peak_mib: float | None
     accuracy: float | None
     blob_bytes: int
     versions: int
@@ -100,14 +99,20 @@ def scrape(child: Child, model: str, total: int, timeout: float) -> list[tuple[f
 
 
 def run_trainer(
-    services: Services, workdir: Path, backlog: Backlog, pipeline: Pipeline, checkpoint: dict, timeout: float
+    services: Services,
+    workdir: Path,
+    backlog: Backlog,
+    pipeline: Pipeline,
+    checkpoint: dict,
+    timeout: float,
+    peaks: Peaks,
 ) -> TrainerRun:
     """One trainer over the whole backlog, in a deployment of its own (so from offset 0)."""
     deployment = Deployment(services, workdir / f"{pipeline.key}-{uuid.uuid4().hex[:6]}")
     deployment.write_model(pipeline.key, backlog.topic, pipeline.steps, checkpoint=checkpoint)
     with deployment.trainer(pipeline.key) as child:
         samples = scrape(child, pipeline.key, backlog.events, timeout)
-        peak = child.peak_mib()
+        peaks.record(f"trainer, {pipeline.title}", child)
     # stopped: its final checkpoint holds every event (and the pickle at full size)
     store = deployment.store()
     latest = store.fetch_latest(pipeline.key)
@@ -116,7 +121,6 @@ def run_trainer(
     meta = latest[0]
     return TrainerRun(
         learning_rate(samples, backlog.events),
-        peak,
         meta.metrics.get("Accuracy"),
         meta.blob_bytes,
         meta.version,
@@ -147,7 +151,7 @@ def against_plain(
     bar: float,
     repeat: int,
     timeout: float,
-    peaks: dict[str, float],
+    peaks: Peaks,
 ) -> Figure:
     """Figure 1: trainer from Kafka / plain River loop, same decoded events."""
     trainer_rates, plain_rates, ratios = [], [], []
@@ -157,9 +161,8 @@ def against_plain(
         got: dict[str, float] = {}
         for side in order:
             if side == "trainer":
-                run = run_trainer(services, workdir, backlog, pipeline, NO_CHECKPOINT, timeout)
+                run = run_trainer(services, workdir, backlog, pipeline, NO_CHECKPOINT, timeout, peaks)
                 got["trainer"] = run.rate
-                note_peak(peaks, f"trainer, {pipeline.title}", run.peak_mib)
                 accuracies["trainer"].append(run.accuracy)
             else:
                 plain = plain_loop(backlog, pipeline, timeout)
@@ -195,7 +198,7 @@ def checkpoint_cost(
     bar: float,
     repeat: int,
     timeout: float,
-    peaks: dict[str, float],
+    peaks: Peaks,
 ) -> Figure:
     """Figure 2: ARF trainer with a checkpoint every second / with none."""
     with_rates, without_rates, ratios, blobs, versions = [], [], [], [], []
@@ -203,8 +206,7 @@ def checkpoint_cost(
         order = (EVERY_SECOND, NO_CHECKPOINT) if i % 2 == 0 else (NO_CHECKPOINT, EVERY_SECOND)
         got: dict[str, float] = {}
         for policy in order:
-            run = run_trainer(services, workdir, backlog, ARF, policy, timeout)
-            note_peak(peaks, f"trainer, {ARF.title}", run.peak_mib)
+            run = run_trainer(services, workdir, backlog, ARF, policy, timeout, peaks)
             if policy is EVERY_SECOND:
                 got["with"] = run.rate
                 versions.append(run.versions)
@@ -231,8 +233,3 @@ def checkpoint_cost(
             "events": backlog.events,
         },
     )
-
-
-def note_peak(peaks: dict[str, float], role: str, mib: float | None) -> None:
-    if mib is not None:
-        peaks[role] = max(peaks.get(role, 0.0), mib)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 
-from bench.harness import BenchError
+from bench.harness import BenchError, descendants, peak_rss_mib, wait_until
 from bench.plain_loop import run as plain_run
 from bench.report import END, START, Figure, write_section
 from bench.serving import parse_wrk
@@ -93,3 +99,17 @@ def test_bars_are_met_or_not():
     assert Figure("r", "ratio", 0.85, bar=(">=", 0.8)).met is True
     assert Figure("l", "latency", 12.0, unit="ms", bar=("<=", 10.0)).met is False
     assert Figure("m", "memory", 150.0, unit="MiB").met is None
+
+
+def test_memory_of_a_process_and_of_those_it_started():
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess; subprocess.run(['sleep', '30'])"])
+    try:
+        found = wait_until(lambda: descendants(parent.pid), 10, "the grandchild")
+        assert len(found) == 1 and peak_rss_mib(found[0]) > 0
+        assert peak_rss_mib(parent.pid) > 1
+    finally:
+        parent.kill()
+        parent.wait()
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
