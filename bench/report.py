@@ -89,6 +89,14 @@ def _first(path: str, prefix: str) -> str:
     return "unknown"
 
 
+def load_average() -> float:
+    """1-minute load average: a busy machine explains noisy figures."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def machine() -> dict[str, str]:
     mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
     mem = f"{int(mem_kib) / 1024**2:.1f} GiB" if mem_kib.isdigit() else "unknown"
@@ -135,8 +143,13 @@ COLUMNS = ("figure", "measured", "baseline", "ratio or value", "bar", "met?")
 
 def rows(figures: list[Figure]) -> list[tuple[str, ...]]:
     return [
-        (f.title, f.measured, f.baseline or "-", f.value_text(), f.bar_text(), f.met_text()) for f in figures
+        (f.title, f.measured or "-", f.baseline or "-", f.value_text(), f.bar_text(), f.met_text())
+        for f in figures
     ]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a pipeline's "A | B" must not split the Markdown row
 
 
 def print_table(figures: list[Figure]) -> None:
@@ -155,12 +168,14 @@ def print_table(figures: list[Figure]) -> None:
     Console(width=max(Console().width, 150)).print(table)
 
 
-def markdown(figures: list[Figure], notes: list[str], command: str, seconds: float) -> str:
+def markdown(
+    figures: list[Figure], notes: list[str], command: str, seconds: float, loads: tuple[float, float]
+) -> str:
     m, v = machine(), versions()
     table = [
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
-        *("| " + " | ".join(r) + " |" for r in rows(figures)),
+        *("| " + " | ".join(map(_cell, r)) + " |" for r in rows(figures)),
     ]
     return "\n".join(
         [
@@ -173,7 +188,8 @@ def markdown(figures: list[Figure], notes: list[str], command: str, seconds: flo
             "",
             *table,
             "",
-            f"Machine: {m['cores']} cores ({m['cpu']}, {m['arch']}), {m['memory']} memory, {m['os']}.",
+            f"Machine: {m['cores']} cores ({m['cpu']}, {m['arch']}), {m['memory']} memory, {m['os']}; "
+            f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end.",
             "",
             "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
             "",
@@ -181,8 +197,8 @@ def markdown(figures: list[Figure], notes: list[str], command: str, seconds: flo
             "",
             *(f"- {note}" for note in notes),
             "",
-            f"Reproduce: `{command}` (`make bench`; `--smoke` runs every figure at tiny sizes "
-            "and writes nothing).",
+            f"Reproduce: `{command}`. `make bench` runs the defaults (`BENCH_ARGS` passes options: "
+            "`--repeat`, `--events`, ...); `--smoke` runs every figure at tiny sizes and writes nothing.",
             END,
         ]
     )

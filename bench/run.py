@@ -222,7 +222,7 @@ def main() -> int:
     groups = args.only or GROUPS
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so every child is stopped
 
-    started = time.monotonic()
+    started, load_before = time.monotonic(), report.load_average()
     figures: list[Figure] = []
     peaks = Peaks()
     with tempfile.TemporaryDirectory(prefix="streamlearn-bench-", ignore_cleanup_errors=True) as tmp:
@@ -237,7 +237,7 @@ def main() -> int:
                 if group in groups:
                     figures += measure(services, workdir, sizes, peaks)
     figures += memory_figures(peaks)
-    seconds = time.monotonic() - started
+    seconds, loads = time.monotonic() - started, (load_before, report.load_average())
 
     report.print_table(figures)
     say(f"done in {seconds:.0f}s")
@@ -247,6 +247,7 @@ def main() -> int:
             "sizes": dataclasses.asdict(sizes),
             "seconds": seconds,
             "machine": report.machine(),
+            "load_average": loads,
             "versions": report.versions(),
         }
         args.json.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
@@ -254,7 +255,7 @@ def main() -> int:
         return 0
     options = [f"--{k.replace('_', '-')} {v:g}" for k, v in overrides.items()]
     command = " ".join([".venv/bin/python bench/run.py", *options]) if options else "make bench"
-    report.write_section(args.out, report.markdown(figures, notes(sizes), command, seconds))
+    report.write_section(args.out, report.markdown(figures, notes(sizes), command, seconds, loads))
     where = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
     say(f"wrote the service figures to {where}")
     return 0

@@ -27,12 +27,17 @@ def learning_rate(
     """Events per second from (time, events learned) samples, between ``low`` and ``high``
     of ``total``: start-up (connect, first fetch) and the tail are left out.
 
-    A least-squares slope over the samples inside the window; with fewer than three of
+    Each count is placed at the first sample that shows it (a counter moved once per
+    batch, or once a second, is then a point where it moved, not a staircase). A
+    least-squares slope over those points inside the window; with fewer than three of
     them (a run too short for the sampling interval), the slope between the last sample
     below the window and the first one above it."""
     lo, hi = low * total, high * total
-    inside = [(t, n) for t, n in samples if lo <= n <= hi]
-    if len({n for _, n in inside}) >= 3:
+    first_seen: dict[float, float] = {}
+    for t, n in samples:
+        first_seen.setdefault(n, t)
+    inside = [(t, n) for n, t in first_seen.items() if lo <= n <= hi]
+    if len(inside) >= 3:
         mean_t = sum(t for t, _ in inside) / len(inside)
         mean_n = sum(n for _, n in inside) / len(inside)
         cov = sum((t - mean_t) * (n - mean_n) for t, n in inside)

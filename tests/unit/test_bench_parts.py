@@ -56,6 +56,12 @@ def test_learning_rate_leaves_out_start_up_and_tail():
     assert learning_rate(samples, 10_000) == pytest.approx(1000)
 
 
+def test_learning_rate_of_a_counter_that_moves_once_a_second():
+    # 1,000 events/s, counted once a second, scraped every 100 ms
+    samples = [(t / 10, 1000.0 * (t // 10)) for t in range(121)]
+    assert learning_rate(samples, 12_000) == pytest.approx(1000)
+
+
 def test_learning_rate_of_a_run_shorter_than_the_sampling():
     # from the last sample below 10% to the first above 90%
     assert learning_rate([(0.0, 0.0), (1.0, 50.0), (2.0, 1000.0)], 1000) == pytest.approx(950)
