@@ -120,7 +120,7 @@ def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peak
             wait_until(
                 lambda: (store.latest_version(model) or 0) >= 3, 30, "three versions to roll back among"
             )
-            peaks.record("trainer, live events, checkpoint every 1 s", trainer)
+            peaks.record(f"trainer, {LINEAR.title}, live events, checkpoint every 1 s", trainer)
         latest = store.latest_version(model)
         wait_until(lambda: _serves(a, model, latest), 30, f"replica a to serve the final v{latest}")
         say(f"/predict vs /healthz with wrk, {sizes.wrk_seconds:g} s each x {sizes.repeat}")

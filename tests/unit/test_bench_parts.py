@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from bench.harness import BenchError, descendants, peak_rss_mib, wait_until
+from bench.plain_loop import build
 from bench.plain_loop import run as plain_run
 from bench.report import END, START, Figure, write_section
 from bench.serving import parse_wrk
@@ -89,6 +90,11 @@ def test_plain_loop_counts_what_the_trainer_scores():
     out = plain_run(values, ["tree.HoeffdingTreeClassifier"])
     assert out["events"] == 40 and out["rate"] > 0
     assert out["scored_accuracy"] >= out["accuracy"]  # the first, unscored prediction is None
+
+
+def test_plain_loop_builds_the_yaml_steps_with_nested_objects():
+    model = build({"linear_model.LogisticRegression": {"optimizer": {"optim.SGD": {"lr": 0.1}}, "l2": 0.0}})
+    assert type(model.optimizer).__name__ == "SGD" and model.optimizer.learning_rate == 0.1
 
 
 def test_section_is_replaced_between_markers_and_the_rest_kept(tmp_path):
