@@ -29,7 +29,17 @@ sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
 from bench.events import an_instance, create_topic, publish, raw_values, write_values  # noqa: E402
-from bench.harness import Child, Deployment, Peaks, Services, local_services, require_tool, say, wait_until  # noqa: E402
+from bench.harness import (  # noqa: E402
+    BenchError,
+    Child,
+    Deployment,
+    Peaks,
+    Services,
+    local_services,
+    require_tool,
+    say,
+    wait_until,
+)
 from bench.latency import produce_to_servable, rollback_to_every_replica  # noqa: E402
 from bench.report import Figure  # noqa: E402
 from bench.serving import CONNECTIONS, predict_figures  # noqa: E402
@@ -40,6 +50,7 @@ from bench.trainer_rate import (  # noqa: E402
     against_plain,
     checkpoint_cost,
 )
+from stream.local_services import ServiceError  # noqa: E402
 
 GROUPS = ("trainer", "checkpoint", "serving")
 
@@ -194,6 +205,26 @@ def notes(sizes: Sizes) -> list[str]:
     ]
 
 
+def measure_all(
+    sizes: Sizes, groups: tuple[str, ...], kafka: str | None, redis_url: str | None
+) -> list[Figure]:
+    """Every figure of the chosen groups, with services and files that live only for this run."""
+    figures: list[Figure] = []
+    peaks = Peaks()
+    with tempfile.TemporaryDirectory(prefix="streamlearn-bench-", ignore_cleanup_errors=True) as tmp:
+        workdir = Path(tmp)
+        say("starting Kafka and Redis" if not kafka else "using the given services")
+        with local_services(workdir, kafka, redis_url) as services:
+            for group, measure in (
+                ("trainer", trainer_figures),
+                ("checkpoint", checkpoint_figures),
+                ("serving", serving_figures),
+            ):
+                if group in groups:
+                    figures += measure(services, workdir, sizes, peaks)
+    return figures + memory_figures(peaks)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -219,24 +250,15 @@ def main() -> int:
         if getattr(args, k) is not None
     }
     sizes = dataclasses.replace(sizes, **overrides)
-    groups = args.only or GROUPS
+    groups = tuple(args.only or GROUPS)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so every child is stopped
 
     started, load_before = time.monotonic(), report.load_average()
-    figures: list[Figure] = []
-    peaks = Peaks()
-    with tempfile.TemporaryDirectory(prefix="streamlearn-bench-", ignore_cleanup_errors=True) as tmp:
-        workdir = Path(tmp)
-        say("starting Kafka and Redis" if not args.kafka else "using the given services")
-        with local_services(workdir, args.kafka, args.redis_url) as services:
-            for group, measure in (
-                ("trainer", trainer_figures),
-                ("checkpoint", checkpoint_figures),
-                ("serving", serving_figures),
-            ):
-                if group in groups:
-                    figures += measure(services, workdir, sizes, peaks)
-    figures += memory_figures(peaks)
+    try:
+        figures = measure_all(sizes, groups, args.kafka, args.redis_url)
+    except (BenchError, ServiceError) as exc:
+        say(f"bench failed: {exc}")  # every child is stopped by now; the message has its log's tail
+        return 1
     seconds, loads = time.monotonic() - started, (load_before, report.load_average())
 
     report.print_table(figures)
