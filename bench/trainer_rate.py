@@ -216,12 +216,12 @@ def checkpoint_cost(
         with_rates.append(got["with"])
         without_rates.append(got["without"])
         ratios.append(got["with"] / got["without"])
-    pickle_mb = max(blobs) / 1e6
+    pickles = f"{median(versions):.0f} checkpoints of up to {max(blobs) / 1e6:.1f} MB"
     return Figure(
         key="checkpoint_arf",
         title=f"trainer rate, checkpoint every 1 s / none, {ARF.title}",
         value=median(ratios),
-        measured=f"{rate(median(with_rates))}, {pickle_mb:.1f} MB pickle",
+        measured=f"{rate(median(with_rates))}, {pickles}",
         baseline=rate(median(without_rates)),
         bar=(">=", bar),
         runs=ratios,
