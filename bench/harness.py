@@ -26,7 +26,7 @@ import httpx
 import yaml
 
 from model_store.store import CheckpointStore
-from stream.local_services import KafkaServer, RedisServer, free_port
+from stream.local_services import KafkaServer, RedisServer, ServiceError, free_port
 
 T = TypeVar("T")
 
@@ -66,10 +66,18 @@ def local_services(
 ) -> Iterator[Services]:
     """Kafka and redis-server on free ports (the project's own launchers), unless given."""
     with contextlib.ExitStack() as stack:
-        if kafka is None:
-            broker = KafkaServer(workdir / "kafka")
+        for attempt in (1, 2):
+            if kafka is not None:
+                break
+            broker = KafkaServer(workdir / f"kafka-{attempt}")
             stack.callback(broker.stop)
-            kafka = broker.start().bootstrap
+            try:
+                kafka = broker.start().bootstrap
+            except ServiceError as exc:  # seen once on a loaded host: the storage format step failed
+                if attempt == 2:
+                    raise
+                say(f"Kafka did not start, trying once more: {str(exc)[:500]}")
+                broker.stop()
         if redis_url is None:
             redis_server = RedisServer(workdir / "redis")
             stack.callback(redis_server.stop)
