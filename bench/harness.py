@@ -174,11 +174,13 @@ class Child:
     def pid(self) -> int:
         return self.proc.pid
 
+    def tail(self, chars: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
     def check(self) -> None:
         """Raise with the tail of its log if it has exited."""
         if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise BenchError(f"{self.role} exited with {self.proc.returncode}:\n{tail}")
+            raise BenchError(f"{self.role} exited with {self.proc.returncode}:\n{self.tail()}")
 
 
 @dataclass

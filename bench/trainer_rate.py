@@ -115,10 +115,10 @@ def run_trainer(
         peaks.record(f"trainer, {pipeline.title}", child)
     # stopped: its final checkpoint holds every event (and the pickle at full size)
     store = deployment.store()
-    latest = store.fetch_latest(pipeline.key)
-    if latest is None:
-        raise BenchError(f"{child.role} left no checkpoint after SIGTERM (see {child.log.name})")
-    meta = latest[0]
+    version = store.latest_version(pipeline.key)
+    if version is None:
+        raise BenchError(f"{child.role} left no checkpoint after SIGTERM:\n{child.tail()}")
+    meta = store.meta(pipeline.key, version)
     return TrainerRun(
         learning_rate(samples, backlog.events),
         meta.metrics.get("Accuracy"),
