@@ -7,8 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server maven chromium
-# Test tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
-APT_TOOLS := prometheus chromium-driver
+# Test and bench tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
+APT_TOOLS := prometheus chromium-driver wrk
 
 .PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift lock clean compose-env
 
@@ -21,6 +21,7 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null || tools="$$tools prometheus"; \
 	command -v chromedriver >/dev/null || tools="$$tools chromium-driver"; \
+	command -v wrk >/dev/null || tools="$$tools wrk"; \
 	if [ -n "$$missing$$tools" ]; then \
 	  echo "installing Debian packages:$$missing$$tools"; \
 	  $(SUDO) apt-get update -qq || exit 1; \
@@ -55,8 +56,10 @@ lint: python-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Service figures of SPEC section 6 as ratios against baselines of the same run -> docs/benchmarks.md.
+# Starts its own Kafka and Redis; BENCH_ARGS e.g. "--repeat 5" or "--smoke" (no doc written).
 bench: deps
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Detection delay and false alarms of the drift monitors -> docs/benchmarks.md (no services needed).
 bench-drift: python-deps

@@ -1,0 +1,288 @@
+"""Service benchmark (``make bench``): every SPEC section 6 figure, each as a ratio against a
+baseline measured in the same run on the same machine, or as a latency held to its bar.
+
+Starts its own Kafka and redis-server on free ports, runs the real ``streamlearn train``
+and ``streamlearn serve`` processes on temporary model YAMLs, repeats each figure and
+reports medians; writes the "Service figures" section of docs/benchmarks.md unless
+``--smoke`` (every figure at tiny sizes, seconds each, nothing written).
+
+Run: .venv/bin/python bench/run.py [--repeat 3] [--events 60000] [--smoke] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import report  # noqa: E402
+from bench.events import an_instance, create_topic, publish, raw_values, write_values  # noqa: E402
+from bench.harness import (  # noqa: E402
+    BenchError,
+    Child,
+    Deployment,
+    Peaks,
+    Services,
+    local_services,
+    require_tool,
+    say,
+    wait_until,
+)
+from bench.latency import produce_to_servable, rollback_to_every_replica  # noqa: E402
+from bench.report import Figure  # noqa: E402
+from bench.serving import CONNECTIONS, predict_figures  # noqa: E402
+from bench.trainer_rate import (  # noqa: E402
+    HOEFFDING,
+    LINEAR,
+    Backlog,
+    against_plain,
+    checkpoint_cost,
+)
+from stream.local_services import ServiceError  # noqa: E402
+
+GROUPS = ("trainer", "checkpoint", "serving")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    repeat: int = 3
+    events: int = 200_000  # backlog of the linear and Hoeffding tree trainers: seconds of learning
+    arf_events: int = 20_000  # ARF learns 0.6-2 k ev/s on 2 cores: 10-30 s, 10+ checkpoints
+    wrk_seconds: float = 10.0
+    warmup_seconds: float = 2.0
+    markers: int = 100
+    background_rate: float = 500.0
+    rollbacks: int = 50
+    timeout: float = 600.0  # for one trainer run
+
+
+SMOKE = Sizes(
+    repeat=1,
+    events=3_000,
+    arf_events=400,
+    wrk_seconds=1.0,
+    warmup_seconds=0.0,
+    markers=5,
+    background_rate=200.0,
+    rollbacks=4,
+    timeout=120.0,
+)
+
+
+def backlog(services: Services, workdir: Path, name: str, events: int) -> Backlog:
+    """``events`` Phishing values on a fresh topic and in a file, for trainer and baseline."""
+    topic = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    values = raw_values(events)
+    say(f"publishing {events:,} events to {topic}")
+    publish(services.kafka, topic, values)
+    return Backlog(topic, events, write_values(workdir / f"{topic}.values", values))
+
+
+def trainer_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peaks) -> list[Figure]:
+    events = backlog(services, workdir, "trainer", sizes.events)
+    figures = []
+    for pipeline, bar in ((LINEAR, 0.80), (HOEFFDING, 0.90)):
+        say(f"trainer from Kafka vs plain River loop, {pipeline.title} ({sizes.repeat} pairs)")
+        figures.append(
+            against_plain(services, workdir, events, pipeline, bar, sizes.repeat, sizes.timeout, peaks)
+        )
+    return figures
+
+
+def checkpoint_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peaks) -> list[Figure]:
+    events = backlog(services, workdir, "arf", sizes.arf_events)
+    say(f"ARF trainer with a checkpoint every second vs none ({sizes.repeat} pairs)")
+    return [checkpoint_cost(services, workdir, events, 0.95, sizes.repeat, sizes.timeout, peaks)]
+
+
+def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peaks) -> list[Figure]:
+    """One deployment for figures 3-5: a trainer on live events with replica A (produce ->
+    servable), then, the trainer stopped so the machine is quiet and versions stay put,
+    wrk against A (/predict), then a second replica B (rollback)."""
+    require_tool("wrk")
+    deployment = Deployment(services, workdir / "serving")
+    topic, model = f"bench-live-{uuid.uuid4().hex[:6]}", "live"
+    create_topic(services.kafka, topic)
+    checkpoint = {"every_events": 10**9, "every_seconds": 1.0, "keep": 50}
+    deployment.write_model(model, topic, LINEAR.steps, checkpoint=checkpoint)
+    body = an_instance()
+    store = deployment.store()
+    figures = []
+    with deployment.replica("a") as a:
+        with deployment.trainer(model) as trainer:
+            say(f"produce -> servable: {sizes.markers} markers x {sizes.repeat}")
+            figures.append(
+                produce_to_servable(
+                    a, model, topic, services.kafka, sizes.markers, sizes.background_rate, sizes.repeat
+                )
+            )
+            wait_until(
+                lambda: (store.latest_version(model) or 0) >= 3, 30, "three versions to roll back among"
+            )
+            peaks.record(f"trainer, {LINEAR.title}, live events, checkpoint every 1 s", trainer)
+        latest = store.latest_version(model)
+        wait_until(lambda: _serves(a, model, latest), 30, f"replica a to serve the final v{latest}")
+        say(f"/predict vs /healthz with wrk, {sizes.wrk_seconds:g} s each x {sizes.repeat}")
+        figures += predict_figures(
+            a, model, body, workdir, sizes.wrk_seconds, sizes.repeat, sizes.warmup_seconds
+        )
+        with deployment.replica("b") as b:
+            wait_until(lambda: _serves(b, model, latest), 30, f"replica b to serve v{latest}")
+            say(f"rollback -> both replicas: {sizes.rollbacks} rollbacks x {sizes.repeat}")
+            figures.append(
+                rollback_to_every_replica(
+                    [a, b], model, deployment.admin_key, body, sizes.rollbacks, sizes.repeat
+                )
+            )
+            peaks.record("API replica", b)
+        peaks.record("API replica", a)
+    return figures
+
+
+def _serves(replica: Child, model: str, version: int | None) -> bool:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{replica.port}/models/{model}", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and answer.json()["version"] == version
+
+
+def memory_figures(peaks: Peaks) -> list[Figure]:
+    """Figure 6, no bar: the process's own VmHWM; processes it started are shown beside it."""
+    return [
+        Figure(
+            key="peak_memory_" + re.sub(r"\W+", "_", role.lower()).strip("_"),
+            title=f"peak memory (VmHWM), {role}",
+            value=memory.main_mib,
+            unit="MiB",
+            measured=f"+ {memory.children_mib:.0f} MiB in {memory.children} child processes"
+            if memory.children
+            else "",
+            extra={"children_mib": memory.children_mib, "children": memory.children},
+        )
+        for role, memory in sorted(peaks.by_role.items())
+    ]
+
+
+def notes(sizes: Sizes) -> list[str]:
+    return [
+        f"Trainer rates: `streamlearn train` reads a pre-published backlog of {sizes.events:,} Phishing "
+        "events (River's bundled dataset, cycled) from a one-partition topic, with metrics [Accuracy], "
+        "its default drift and error-rate monitors, delayed labels off (it reads the events topic only) "
+        "and no checkpoint until it stops. Its rate is the "
+        "least-squares slope of `streamlearn_events_learned_total`, scraped every 100 ms, between 10% "
+        "and 90% of the backlog. The baseline is the plain loop `predict_one`, `Accuracy.update`, "
+        "`learn_one` in a fresh interpreter over the same message values decoded up front with orjson, "
+        "timed over the same 10%-90% slice. Trainer and baseline alternate order; the ratio is the "
+        "median of the pairs' ratios (so it need not equal measured / baseline).",
+        f"Checkpoint cost: the trainer of `forest.ARFClassifier` (10 trees, seed 1) on {sizes.arf_events:,} "
+        "events, measured the same way, with `checkpoint.every_seconds: 1` against none (pairs "
+        "alternating); the pickle size is the largest final checkpoint's.",
+        f"/predict: wrk `-t2 -c{CONNECTIONS} -d{sizes.wrk_seconds:g}s --latency` on the same machine "
+        "against one `streamlearn serve` replica (StandardScaler | LogisticRegression, one Phishing "
+        "instance per POST, no predict key, prediction logging off), alternating with `GET /healthz`.",
+        f"Produce -> servable: a trainer checkpointing every second while {sizes.background_rate:g} "
+        f"events/s flow in; {sizes.markers} marker events per repeat at random gaps of 0.1-0.5 s; "
+        "latency from the producer's send to the first `GET /models/{name}` (polled every 10 ms) whose "
+        "served offsets include the marker's offset. Promotion gate off (tolerance null).",
+        f"Rollback: {sizes.rollbacks} pins per repeat through `POST /models/{{name}}/rollback` (alternating "
+        "the replica called and the target version), from the request until both replicas answer "
+        "`POST /predict` (polled every 5 ms) with the target; unpinned and settled between rollbacks.",
+        "Peak memory: VmHWM of each process just before it is stopped, the highest over the runs of "
+        "its role; the API replica's includes the wrk runs and the rollbacks. Processes it started "
+        "(if any are alive then) are listed beside it, not added.",
+    ]
+
+
+def measure_all(
+    sizes: Sizes, groups: tuple[str, ...], kafka: str | None, redis_url: str | None
+) -> list[Figure]:
+    """Every figure of the chosen groups, with services and files that live only for this run."""
+    figures: list[Figure] = []
+    peaks = Peaks()
+    with tempfile.TemporaryDirectory(prefix="streamlearn-bench-", ignore_cleanup_errors=True) as tmp:
+        workdir = Path(tmp)
+        say("starting Kafka and Redis" if not kafka else "using the given services")
+        with local_services(workdir, kafka, redis_url) as services:
+            for group, measure in (
+                ("trainer", trainer_figures),
+                ("checkpoint", checkpoint_figures),
+                ("serving", serving_figures),
+            ):
+                if group in groups:
+                    figures += measure(services, workdir, sizes, peaks)
+    return figures + memory_figures(peaks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--repeat", type=int, help=f"runs per figure, medians reported (default {Sizes.repeat})"
+    )
+    parser.add_argument("--events", type=int, help=f"trainer backlog (default {Sizes.events:,})")
+    parser.add_argument("--arf-events", type=int, help=f"ARF backlog (default {Sizes.arf_events:,})")
+    parser.add_argument("--wrk-seconds", type=float, help=f"each wrk run (default {Sizes.wrk_seconds:g})")
+    parser.add_argument("--markers", type=int, help=f"produce -> servable markers (default {Sizes.markers})")
+    parser.add_argument("--rollbacks", type=int, help=f"rollbacks per repeat (default {Sizes.rollbacks})")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat, no doc written")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, help="run only these groups (no doc written)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--kafka", help="use this Kafka bootstrap instead of starting one")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting one")
+    args = parser.parse_args()
+
+    sizes = SMOKE if args.smoke else Sizes()
+    overrides = {
+        k: getattr(args, k)
+        for k in ("repeat", "events", "arf_events", "wrk_seconds", "markers", "rollbacks")
+        if getattr(args, k) is not None
+    }
+    sizes = dataclasses.replace(sizes, **overrides)
+    groups = tuple(args.only or GROUPS)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so every child is stopped
+
+    started, load_before = time.monotonic(), report.load_average()
+    try:
+        figures = measure_all(sizes, groups, args.kafka, args.redis_url)
+    except (BenchError, ServiceError) as exc:
+        say(f"bench failed: {exc}")  # every child is stopped by now; the message has its log's tail
+        return 1
+    seconds, loads = time.monotonic() - started, (load_before, report.load_average())
+
+    report.print_table(figures)
+    say(f"done in {seconds:.0f}s")
+    if args.json:
+        payload = {
+            "figures": [f.as_json() for f in figures],
+            "sizes": dataclasses.asdict(sizes),
+            "seconds": seconds,
+            "machine": report.machine(),
+            "load_average": loads,
+            "versions": report.versions(),
+        }
+        args.json.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    if args.smoke or args.only:
+        return 0
+    options = [f"--{k.replace('_', '-')} {v:g}" for k, v in overrides.items()]
+    command = " ".join([".venv/bin/python bench/run.py", *options]) if options else "make bench"
+    report.write_section(args.out, report.markdown(figures, notes(sizes), command, seconds, loads))
+    where = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+    say(f"wrote the service figures to {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
