@@ -44,7 +44,10 @@ class ServedScores:
 
     def update(self, joined: Joined) -> None:
         """Score one served prediction against its label."""
-        score = joined.proba if not self.overall.requires_labels and joined.proba else joined.prediction
+        # a classifier's metric that ranks (ROCAUC, LogLoss) scores the probabilities;
+        # regression metrics have no requires_labels and score the prediction
+        wants_proba = not getattr(self.overall, "requires_labels", True)
+        score = joined.proba if wants_proba and joined.proba else joined.prediction
         if score is None:
             return
         version = joined.version if joined.version is not None else -1

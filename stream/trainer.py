@@ -249,7 +249,10 @@ class Trainer:
         except Exception as exc:  # the model refused these features: count, never stop
             log.warning("%s: joined event %s not learned: %s", self.spec.name, joined.id, exc)
             return
-        self.delayed.scored(joined)  # type: ignore[union-attr]
+        try:
+            self.delayed.scored(joined)  # type: ignore[union-attr]
+        except Exception as exc:  # a label the metric cannot score: learned, not scored; never stop
+            log.warning("%s: served prediction %s not scored: %s", self.spec.name, joined.id, exc)
         self.due.events += 1
 
     def _dead_label(self, refused: Unjoinable) -> None:

@@ -29,8 +29,13 @@ def test_demo_learns_serves_scores_served_predictions_and_stops_on_ctrl_c():
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
     try:
+
+        def status_line() -> str | None:
+            assert proc.poll() is None, "the demo stopped by itself:\n" + "".join(lines[-30:])
+            return next((line for line in lines if "served Accuracy" in line and "served MAE" in line), None)
+
         status = wait_until(
-            lambda: next((line for line in lines if "served Accuracy" in line and "learned" in line), None),
+            status_line,
             timeout=180,
             what="a status line with prequential and served accuracy",
         )

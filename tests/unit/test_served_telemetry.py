@@ -86,3 +86,12 @@ def test_the_trainer_exports_exactly_the_metrics_the_configs_know():
     for family in telemetry.registry.collect():
         exported.add(family.name + ("_total" if family.type == "counter" else ""))
     assert exported == TRAINER_METRICS
+
+
+def test_a_regressor_s_served_predictions_are_scored_with_its_metric():
+    spec = SPEC.model_copy(update={"task": "regression", "metrics": ["MAE"]})
+    scores = ServedScores(spec)
+    for i, (label, prediction) in enumerate([(3.0, 2.5), (1.0, 2.0)]):
+        scores.update(Joined(f"r{i}", {"x": 1.0}, label, prediction, None, 1, 500))
+    summary = ServedState.model_validate(scores.summary({"hit": 2}))
+    assert (summary.metric, summary.overall, summary.n) == ("MAE", 0.75, 2)
