@@ -35,7 +35,7 @@ def create_app(
 ) -> FastAPI:
     """An API replica serving every configured model."""
     specs = specs if specs is not None else load_specs(settings.models_dir)
-    store = store or CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    store = store or CheckpointStore.from_settings(settings)
     key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
     if key is None:
         log.warning("STREAMLEARN_SIGNING_KEY is not set: snapshots are loaded without signature checks")

@@ -79,7 +79,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_signing_key(settings)
     score = importlib.import_module("api.score")
-    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    store = CheckpointStore.from_settings(settings)
     key = settings.signing_key.get_secret_value().encode()
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
@@ -98,7 +98,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _store(args: argparse.Namespace) -> CheckpointStore:
     settings = _settings(args)
-    return CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    return CheckpointStore.from_settings(settings)
 
 
 def _fmt(value: float | None) -> str:

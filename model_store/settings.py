@@ -21,6 +21,17 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinels: str | None = Field(
+        default=None,
+        description="host:port,host:port of Redis Sentinels: the primary is found (and found again "
+        "after a failover) through them; redis_url then gives only db, username, password and TLS",
+    )
+    redis_sentinel_master: str = Field(
+        default="mymaster", description="Name under which the Sentinels monitor the primary"
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="Password of the Sentinels themselves (requirepass in sentinel.conf)"
+    )
     models_dir: Path = Path("configs/models")
     key_prefix: str = Field(
         default="streamlearn",

@@ -19,6 +19,8 @@ import redis
 from pydantic import BaseModel, Field
 
 from model_store.keys import ModelKeys, models_index
+from model_store.redis_client import redis_client
+from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, sign
 
 AUDIT_MAXLEN = 1_000
@@ -66,6 +68,11 @@ class CheckpointStore:
     @classmethod
     def from_url(cls, url: str, prefix: str = "streamlearn") -> CheckpointStore:
         return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckpointStore:
+        """The store of a deployment: its Redis (one URL, or through Sentinel) and key prefix."""
+        return cls(redis_client(settings), settings.key_prefix)
 
     def keys(self, model: str) -> ModelKeys:
         return ModelKeys(self.prefix, model)

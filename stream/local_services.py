@@ -190,6 +190,7 @@ class RedisServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     aof: bool = False
+    replica_of: int | None = None  # port of a primary on loopback to replicate
     proc: subprocess.Popen | None = None
 
     @property
@@ -214,6 +215,7 @@ class RedisServer:
                 "yes" if self.aof else "no",
                 "--protected-mode",
                 "yes",
+                *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
             ],
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -226,6 +228,47 @@ class RedisServer:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class RedisSentinel:
+    """One Redis Sentinel on loopback watching a primary (quorum 1, quick failover): enough
+    to show clients following a failover; production runs three or more."""
+
+    data_dir: Path
+    primary_port: int
+    master: str = "mymaster"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> RedisSentinel:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "sentinel.conf"  # Sentinel rewrites it: a file of its own
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.data_dir}\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel down-after-milliseconds {self.master} 1000\n"
+            f"sentinel failover-timeout {self.master} 5000\n"
+        )
+        log = self.data_dir / "sentinel.log"
+        self.proc = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout, self.proc, log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -122,7 +122,7 @@ def run_all(specs: Mapping[str, ModelSpec], settings: Settings, heartbeat: Path 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    store = CheckpointStore.from_settings(settings)
     trainers = {name: Trainer(spec, settings, store) for name, spec in specs.items()}
     workers = [Worker(f"trainer {name}", partial(_train, t), stop) for name, t in trainers.items()]
     registry = CollectorRegistry(auto_describe=False)

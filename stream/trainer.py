@@ -310,7 +310,7 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    store = CheckpointStore.from_url(settings.redis_url, settings.key_prefix)
+    store = CheckpointStore.from_settings(settings)
     trainer = Trainer(spec, settings, store)
     server = serve_metrics(trainer.telemetry.registry, settings.metrics_host, settings.metrics_port)
     try:
