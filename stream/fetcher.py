@@ -1,35 +1,38 @@
 """Kafka fetching in a process of its own, so that parsing records uses the other core.
 
-kafka-python parses record batches in pure Python: about 14 us a record, as much as
-River's ``learn_one`` for a linear model (docs/benchmarks.md). A trainer that fetched
-and learned in one thread could never come near River's own rate. The fetcher process
-assigns the partitions, seeks where the trainer says, polls, and hands the trainer
-batches of raw values with their offsets through a bounded queue.
+Fetching and parsing Kafka records costs about as much as River's ``learn_one`` for a
+linear model when done in Python (kafka-python: about 14 us a record). The fetcher
+process uses librdkafka (confluent-kafka), whose native threads parse about ten
+times faster, assigns the partitions, seeks where the trainer says, polls, and hands
+the trainer batches of raw values with their offsets through a pipe. Everything
+else (topics, producers, the CLI, the API's log) stays on kafka-python.
 
 The fetcher decides nothing: the trainer owns the offsets (they live in its
 checkpoints) and skips any record below the offset it expects, so a fetcher that
 dies and is started again from the trainer's offsets repeats and loses nothing.
 
-Keep this module light: the spawned process imports it, and only kafka-python.
+Keep this module light: the fetcher process imports it, and only confluent-kafka.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import queue
+import pickle
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
-QUEUE_BATCHES = 16
-"""Batches in flight between the processes: enough to keep the learner busy while the
-fetcher polls, few enough that memory stays bounded when the learner is the slow side."""
 MAX_POLL_RECORDS = 2000
+MAX_BATCHES_PER_GET = 16
 
 
 class Record(NamedTuple):
@@ -61,167 +64,229 @@ class Batch:
 
 
 class FetcherError(RuntimeError):
-    """The fetcher process could not reach Kafka; the trainer starts another one later."""
+    """The fetcher process could not reach Kafka, or died; the trainer starts another later."""
 
 
 class Fetcher:
-    """Owns the fetcher process and its queue; ``get`` returns the next batches.
+    """Owns the fetcher process and the pipe it writes batches to; ``get`` reads them.
 
-    ``wanted`` maps each topic to {partition: next offset}; partitions missing from it
-    start at the beginning of the log.
+    The process is ``python -m stream.fetcher``, not a multiprocessing child: it does not
+    import the trainer's ``__main__`` again (whatever script embeds a Trainer), and the
+    pipe's own buffer bounds what is in flight (the fetcher blocks while the learner is
+    the slow side). ``wanted`` maps each topic to {partition: next offset}; partitions
+    missing from it start at the beginning of the log.
     """
 
     def __init__(self, bootstrap: str, options: dict[str, Any], wanted: dict[str, dict[int, int]]) -> None:
         self.bootstrap = bootstrap
         self.options = options
         self.wanted = wanted
-        self._ctx = multiprocessing.get_context("spawn")  # the trainer has threads: never fork it here
-        self._queue: Any = None
-        self._stop: Any = None
-        self._process: Any = None
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
 
     def start(self, wanted: dict[str, dict[int, int]] | None = None) -> None:
         if wanted is not None:
             self.wanted = wanted
-        self._queue = self._ctx.Queue(QUEUE_BATCHES)
-        self._stop = self._ctx.Event()
-        self._process = self._ctx.Process(
-            target=fetch,
-            args=(self.bootstrap, self.options, self.wanted, self._queue, self._stop, os.getpid()),
-            name="streamlearn-fetcher",
-            daemon=True,
-        )
-        self._process.start()
+        read, write = os.pipe()
+        root = str(Path(__file__).resolve().parents[1])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "stream.fetcher", str(write)],
+                stdin=subprocess.PIPE,
+                pass_fds=(write,),
+                env=env,
+            )
+        finally:
+            os.close(write)
+        self._conn = Connection(read, writable=False)
+        # settings by stdin, not argv: they may carry Kafka credentials
+        config = (self.bootstrap, self.options, self.wanted, os.getpid())
+        assert self._process.stdin is not None
+        self._process.stdin.write(pickle.dumps(config))
+        self._process.stdin.close()
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def get(self, timeout: float) -> list[Batch]:
         """The batches available now, waiting up to ``timeout`` for the first one.
 
-        Raises FetcherError when the process reported it cannot go on (or died)."""
+        Raises FetcherError when the process reported it cannot go on, or died."""
+        conn = self._conn
+        assert conn is not None
+        batches: list[Batch] = []
         try:
-            first = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            if not self.alive:
-                raise FetcherError(f"fetcher process exited with code {self._process.exitcode}") from None
-            return []
-        items = [first]
-        while len(items) < QUEUE_BATCHES:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        batches = []
-        for item in items:
-            if isinstance(item, str):
-                raise FetcherError(item)
-            batches.extend(item)
+            ready = conn.poll(timeout)
+            while ready:
+                item = conn.recv()
+                if isinstance(item, str):
+                    raise FetcherError(item)
+                batches.extend(item)
+                ready = len(batches) < MAX_BATCHES_PER_GET and conn.poll(0)
+        except (EOFError, OSError):
+            code = self._process.wait(timeout=5) if self._process is not None else None
+            raise FetcherError(f"fetcher process exited with code {code}") from None
         return batches
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the process and reap it; batches still queued are dropped (offsets say so)."""
+        """Stop the process and reap it; batches still in the pipe are dropped (offsets say so)."""
         if self._process is None:
             return
-        self._stop.set()
-        deadline = time.monotonic() + timeout
-        while self._process.is_alive() and time.monotonic() < deadline:
-            try:  # unblock a fetcher waiting on a full queue
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        if self._process.is_alive():
+        if self._conn is not None:
+            self._conn.close()  # a fetcher blocked writing gets a broken pipe and exits
+            self._conn = None
+        if self._process.poll() is None:
             self._process.terminate()
-        self._process.join(timeout=timeout)
-        self._queue.cancel_join_thread()
-        self._queue.close()
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         self._process = None
 
 
 # -- the fetcher process -------------------------------------------------------------
 
 
+def main() -> None:
+    """``python -m stream.fetcher FD``: settings on stdin, batches to the pipe FD."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the trainer, which stops us
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher %(message)s")
+    bootstrap, options, wanted, parent = pickle.load(sys.stdin.buffer)
+    out = Connection(int(sys.argv[1]), readable=False)
+
+    def running() -> bool:
+        return not stopping and os.getppid() == parent
+
+    try:
+        fetch(bootstrap, options, wanted, out.send, running)
+    except (BrokenPipeError, EOFError, OSError):
+        pass  # the trainer closed its end: it is stopping or gone
+
+
 def fetch(
     bootstrap: str,
     options: dict[str, Any],
     wanted: dict[str, dict[int, int]],
-    out: Any,
-    stop: Any,
-    parent: int,
+    send: Callable[[object], None],
+    running: Callable[[], bool],
 ) -> None:
-    """Process body: poll and forward until told to stop or the trainer is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the trainer, which stops us
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher %(message)s")
+    """Poll and forward until ``running`` says no (or the pipe breaks).
 
-    def running() -> bool:
-        return not stop.is_set() and os.getppid() == parent
-
-    def put(item: object) -> bool:
-        while running():
-            try:
-                out.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
+    librdkafka (confluent-kafka) fetches and parses in native threads: about ten times
+    kafka-python's pure-Python rate, so this core is left to the broker and the learner.
+    It reconnects by itself when the broker goes away."""
     try:
-        consumer = _consumer(bootstrap, options, wanted, running)
+        consumer, partitions = _consumer(bootstrap, options, wanted, running)
     except Exception as exc:  # Kafka away, bad credentials: the trainer retries with backoff
-        put(f"cannot consume from Kafka: {type(exc).__name__}: {exc}")
+        send(f"cannot consume from Kafka: {type(exc).__name__}: {exc}")
         return
     if consumer is None:
         return
     try:
         while running():
-            polled = consumer.poll(timeout_ms=200, max_records=MAX_POLL_RECORDS)
-            if not polled:
-                continue
-            batches = [
-                Batch(
-                    tp.topic,
-                    tp.partition,
-                    [r.offset for r in records],
-                    [r.key for r in records],
-                    [r.value for r in records],
-                    [r.timestamp for r in records],
-                    consumer.highwater(tp),
-                )
-                for tp, records in polled.items()
-                if records
-            ]
-            if not put(batches):
-                return
+            messages = consumer.consume(num_messages=MAX_POLL_RECORDS, timeout=0.2)
+            if messages:
+                send(_batches(consumer, messages, partitions))
+    except (BrokenPipeError, OSError):
+        raise
     except Exception as exc:
-        put(f"fetching failed: {type(exc).__name__}: {exc}")
+        send(f"fetching failed: {type(exc).__name__}: {exc}")
     finally:
         consumer.close()
 
 
+def _batches(consumer: Any, messages: list, partitions: dict[tuple[str, int], Any]) -> list[Batch]:
+    """Group one poll's messages by partition, in order; errors are logged, not forwarded."""
+    batches: dict[tuple[str, int], Batch] = {}
+    for message in messages:
+        if message.error() is not None:
+            log.warning("%s", message.error())
+            continue
+        where = (message.topic(), message.partition())
+        batch = batches.get(where)
+        if batch is None:
+            batch = batches[where] = Batch(where[0], where[1], [], [], [], [], None)
+        batch.offsets.append(message.offset())
+        batch.keys.append(message.key())
+        batch.values.append(message.value())
+        batch.timestamps.append(message.timestamp()[1])
+    for where, batch in batches.items():
+        _low, high = consumer.get_watermark_offsets(partitions[where], cached=True)
+        batch.highwater = high if high is not None and high >= 0 else None
+    return list(batches.values())
+
+
 def _consumer(
-    bootstrap: str, options: dict[str, Any], wanted: dict[str, dict[int, int]], running: Any
-) -> Any:
-    """A group-less consumer assigned every partition of the wanted topics, at their offsets."""
-    from kafka import TopicPartition
+    bootstrap: str, options: dict[str, Any], wanted: dict[str, dict[int, int]], running: Callable[[], bool]
+) -> tuple[Any, dict[tuple[str, int], Any]]:
+    """A consumer assigned every partition of the wanted topics, at their offsets; it joins
+    no group and commits nothing (the offsets live in the trainer's checkpoints)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    from stream.kafka_io import make_consumer
-
-    consumer = make_consumer(bootstrap, **options)
-    assigned: list[tuple[Any, int | None]] = []
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "streamlearn-trainer",  # required by the client; never joined, never committed
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "client.id": "streamlearn-fetcher",
+        "fetch.max.bytes": 16 * 1024 * 1024,
+        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        "check.crcs": True,
+        **librdkafka_options(options),
+    }
+    consumer = Consumer(config, logger=log)
+    partitions: dict[tuple[str, int], Any] = {}
     for topic, offsets in wanted.items():
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
+        while True:
             if not running():
                 consumer.close()
-                return None
+                return None, {}
+            found = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                break
             time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        assigned += [(TopicPartition(topic, p), offsets.get(p)) for p in sorted(partitions)]
-    consumer.assign([tp for tp, _ in assigned])
-    for tp, offset in assigned:
-        if offset is not None:
-            consumer.seek(tp, offset)
-        else:
-            consumer.seek_to_beginning(tp)
-    return consumer
+        for p in sorted(found.partitions):
+            partitions[(topic, p)] = TopicPartition(topic, p, offsets.get(p, OFFSET_BEGINNING))
+    consumer.assign(list(partitions.values()))
+    return consumer, {where: _plain_tp(tp) for where, tp in partitions.items()}
+
+
+def _plain_tp(tp: Any) -> Any:
+    from confluent_kafka import TopicPartition
+
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def librdkafka_options(options: dict[str, Any]) -> dict[str, Any]:
+    """kafka-python's security keywords (Settings.kafka_client_options) in librdkafka's names."""
+    names = {
+        "security_protocol": "security.protocol",
+        "sasl_mechanism": "sasl.mechanism",
+        "sasl_plain_username": "sasl.username",
+        "sasl_plain_password": "sasl.password",
+        "ssl_cafile": "ssl.ca.location",
+    }
+    unknown = set(options) - set(names)
+    if unknown:
+        raise ValueError(f"no librdkafka equivalent for {sorted(unknown)}")
+    return {names[k]: v for k, v in options.items() if v is not None}
+
+
+if __name__ == "__main__":
+    # Run the importable module, not this __main__ copy: batches must pickle as
+    # stream.fetcher.Batch for the trainer to read them.
+    from stream.fetcher import main as fetcher_main
+
+    fetcher_main()

@@ -14,7 +14,7 @@ from tests.integration.test_faults import EVENTS, PROBE, learned, plain_river
 
 
 def fetchers(trainer_pid: int) -> list[int]:
-    """Child processes of the trainer running the fetcher (multiprocessing's spawn)."""
+    """Child processes of the trainer running the fetcher (python -m stream.fetcher)."""
     pids = []
     for task in Path(f"/proc/{trainer_pid}/task").glob("*"):
         children = (task / "children").read_text().split() if (task / "children").exists() else []
@@ -23,7 +23,7 @@ def fetchers(trainer_pid: int) -> list[int]:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except FileNotFoundError:
                 continue
-            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+            if b"stream.fetcher" in cmdline:
                 pids.append(child)
     return pids
 
