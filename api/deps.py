@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from api.feed import PointFeed
 from api.manager import ModelManager, Served
 from api.monitoring import ServingMonitor
+from api.responder import Responder
 from model_store.settings import Settings
 
 # Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.
@@ -35,12 +36,17 @@ async def get_feed(request: Request) -> PointFeed:
     return request.app.state.feed
 
 
+async def get_responder(request: Request) -> Responder:
+    return request.app.state.responder
+
+
 # Every dependency is async: FastAPI runs a plain function dependency in its thread pool, a hop
 # that costs more than a whole prediction.
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServingMonitorDep = Annotated[ServingMonitor, Depends(get_serving_monitor)]
 FeedDep = Annotated[PointFeed, Depends(get_feed)]
+ResponderDep = Annotated[Responder, Depends(get_responder)]
 
 
 async def require_admin(
