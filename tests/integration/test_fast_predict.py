@@ -221,3 +221,14 @@ def test_metrics_count_every_answered_request_once(pair):
     assert sample(text, "streamlearn_predict_seconds_count", model="clf") == 41
     assert sample(text, "streamlearn_predict_seconds_bucket", model="clf", le="+Inf") == 41
     assert fast.get("/models/clf/monitors").json()["data_drift"]["samples"] == 47
+
+
+def test_openapi_still_describes_the_predict_body_and_key(pair):
+    fast, reference = pair
+    schema = fast.get("/openapi.json").json()
+    assert schema == reference.get("/openapi.json").json()
+    operation = schema["paths"]["/models/{name}/predict"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PredictRequest"}
+    assert {"features", "id"} == set(schema["components"]["schemas"]["PredictRequest"]["properties"])
+    assert {name for s in operation["security"] for name in s} == {"PredictKey", "PredictBearer"}
