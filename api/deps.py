@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from api.feed import PointFeed
 from api.manager import ModelManager, Served
 from api.monitoring import ServingMonitor
+from api.responder import Responder
 from model_store.settings import Settings
 
 # Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.
@@ -18,11 +20,11 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="
 _bearer = HTTPBearer(auto_error=False, scheme_name="AdminBearer")
 
 
-def get_manager(request: Request) -> ModelManager:
+async def get_manager(request: Request) -> ModelManager:
     return request.app.state.manager
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -34,14 +36,20 @@ async def get_feed(request: Request) -> PointFeed:
     return request.app.state.feed
 
 
+async def get_responder(request: Request) -> Responder:
+    return request.app.state.responder
+
+
+# Every dependency is async: FastAPI runs a plain function dependency in its thread pool, a hop
+# that costs more than a whole prediction.
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-# async: FastAPI runs a plain function dependency in the thread pool, too dear per prediction
 ServingMonitorDep = Annotated[ServingMonitor, Depends(get_serving_monitor)]
 FeedDep = Annotated[PointFeed, Depends(get_feed)]
+ResponderDep = Annotated[Responder, Depends(get_responder)]
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
@@ -82,11 +90,17 @@ def served_or_error(manager: ModelManager, name: str) -> Served:
     raise HTTPException(503, detail=manager.problems.get(name, f"model '{name}' is not loaded"))
 
 
+def key_accepted(given: str | None, expected: SecretStr) -> bool:
+    """A presented key against the configured one, in constant time; the predict key's one rule,
+    shared with the fast path (api/fast_predict.py)."""
+    return bool(given) and hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
 _predict_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="PredictKey")
 _predict_bearer = HTTPBearer(auto_error=False, scheme_name="PredictBearer")
 
 
-def require_predict_key(
+async def require_predict_key(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_predict_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_predict_bearer)],
@@ -94,9 +108,7 @@ def require_predict_key(
     """Prediction endpoints are open unless STREAMLEARN_PREDICT_KEY is set (constant-time check)."""
     if settings.predict_key is None:
         return
-    given = api_key or (bearer.credentials if bearer else None)
-    expected = settings.predict_key.get_secret_value().encode()
-    if not given or not hmac.compare_digest(given.encode(), expected):
+    if not key_accepted(api_key or (bearer.credentials if bearer else None), settings.predict_key):
         raise HTTPException(
             401,
             detail="this endpoint needs an API key: send 'X-API-Key: <key>' or 'Authorization: Bearer <key>'",

@@ -11,12 +11,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 
+def _text(value: Any) -> Any:
+    """Strings as UTF-8 can carry them: a lone surrogate (a valid JSON escape, e.g. in a
+    feature name, but not UTF-8) is written out as its escape."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
+
+
 def _echo(value: Any) -> Any:
     """Echo small scalar inputs only."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str) and len(value) <= 100:
-        return value
+        return _text(value)
     return None
 
 
@@ -24,7 +36,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
     """FastAPI's format (``detail``: list of ``loc``/``msg``/``type``), made safe."""
     detail = []
     for err in exc.errors():
-        item = {"type": err.get("type"), "loc": list(err.get("loc", ())), "msg": err.get("msg")}
+        loc = [_text(part) for part in err.get("loc", ())]
+        item = {"type": err.get("type"), "loc": loc, "msg": _text(err.get("msg"))}
         if "input" in err and _echo(err["input"]) is not None:
             item["input"] = _echo(err["input"])
         detail.append(item)

@@ -13,11 +13,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from api.errors import validation_error
+from api.fast_predict import FastPredict
 from api.feed import PointFeed
 from api.limits import BodySizeLimit
 from api.manager import ModelManager
 from api.monitoring import ServingMonitor
 from api.prediction_log import PredictionLog
+from api.responder import Responder
 from api.routes import admin, dashboard, health, metrics, models, monitors, predict
 from api.schemas import MAX_BODY_BYTES
 from api.watcher import Watcher
@@ -32,8 +34,10 @@ def create_app(
     settings: Settings,
     specs: dict[str, ModelSpec] | None = None,
     store: CheckpointStore | None = None,
+    fast_predict: bool = True,
 ) -> FastAPI:
-    """An API replica serving every configured model."""
+    """An API replica serving every configured model. ``fast_predict=False`` leaves every
+    prediction to the FastAPI route, the reference the fast path is tested against."""
     specs = specs if specs is not None else load_specs(settings.models_dir)
     store = store or CheckpointStore.from_settings(settings)
     key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
@@ -80,12 +84,17 @@ def create_app(
         else None
     )
     app.state.serving_monitor = ServingMonitor(manager)
+    app.state.responder = Responder(specs, app.state.prediction_log, app.state.serving_monitor)
     app.state.feed = feed
     app.state.closing = closing
     for router in (health.router, models.router, predict.router, admin.router):
         app.include_router(router)
     for router in (monitors.router, metrics.router, dashboard.router):
         app.include_router(router)
+    if fast_predict:  # inside the size limit, which counts the body it reads
+        app.add_middleware(
+            FastPredict, manager=manager, responder=app.state.responder, predict_key=settings.predict_key
+        )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, validation_error)
     return app

@@ -1,19 +1,21 @@
 """What a replica watches while it serves: the features of live prediction requests (data
 drift against the served version's training statistics) and its Prometheus metrics.
 
-The prediction path only appends the request's features to a bounded window and
-moves two Prometheus children; scores are computed when read, at most once a second.
+The prediction path only appends the request's features to a bounded window and adds
+to plain Python counts (instances per version, latency bucket counts); Prometheus reads
+them when it scrapes, and drift scores are computed when read, at most once a second.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from api.manager import ModelManager, Served
@@ -43,22 +45,14 @@ class ServingMonitor(Collector):
         }
         self._seen = dict.fromkeys(manager.specs, 0)
         self._cache: dict[str, tuple[tuple[int | None, int], float, DataDriftState]] = {}
+        # Written by the event loop only, read (copied) by scrapes: no lock, and nothing is reset,
+        # so a scrape never loses a count.
+        self._predicted: dict[tuple[str, int], int] = {}  # (model, version) -> instances
+        # per model: a count per bucket of PREDICT_BUCKETS, one for +Inf, then the sum of seconds
+        self._latency: dict[str, list[float]] = {
+            name: [0] * (len(PREDICT_BUCKETS) + 1) + [0.0] for name in manager.specs
+        }
         self.registry = CollectorRegistry()
-        self._predictions = Counter(
-            "streamlearn_predictions",
-            "Instances predicted, by the version that predicted them",
-            ["model", "version"],
-            registry=self.registry,
-        )
-        self._predict_seconds = Histogram(
-            "streamlearn_predict_seconds",
-            "Time to answer a prediction request once its body is parsed",
-            ["model"],
-            buckets=PREDICT_BUCKETS,
-            registry=self.registry,
-        )
-        self._children: dict[tuple[str, int], Any] = {}  # Prometheus children, looked up once
-        self._latency: dict[str, Any] = {}
         self.registry.register(self)
 
     # -- the prediction path ---------------------------------------------------------
@@ -66,18 +60,14 @@ class ServingMonitor(Collector):
     def observe(self, served: Served, instances: Sequence[Mapping[str, Any]], seconds: float) -> None:
         """Record one answered request: its instances' features, count and latency."""
         name = served.name
+        n = len(instances)
         self._windows[name].extend(instances)
-        self._seen[name] += len(instances)
-        child = self._children.get((name, served.version))
-        if child is None:
-            child = self._children[(name, served.version)] = self._predictions.labels(
-                name, str(served.version)
-            )
-        child.inc(len(instances))
-        latency = self._latency.get(name)
-        if latency is None:
-            latency = self._latency[name] = self._predict_seconds.labels(name)
-        latency.observe(seconds)
+        self._seen[name] += n
+        key = (name, served.version)
+        self._predicted[key] = self._predicted.get(key, 0) + n
+        latency = self._latency[name]
+        latency[bisect_left(PREDICT_BUCKETS, seconds)] += 1  # Prometheus buckets: value <= bound
+        latency[-1] += seconds
 
     # -- reading -----------------------------------------------------------------------
 
@@ -121,8 +111,10 @@ class ServingMonitor(Collector):
             features=features,
         )
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        """Gauges read at scrape time: served version, refused snapshots, drift scores."""
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        """Everything read at scrape time: predictions by version, predict latency, served
+        version, refused snapshots, drift scores."""
+        yield from self._request_metrics()
         served_version = GaugeMetricFamily(
             "streamlearn_served_version", "Version this replica serves", labels=["model"]
         )
@@ -147,6 +139,29 @@ class ServingMonitor(Collector):
         yield served_version
         yield refused
         yield drift
+
+    def _request_metrics(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        predictions = CounterMetricFamily(
+            "streamlearn_predictions",
+            "Instances predicted, by the version that predicted them",
+            labels=["model", "version"],
+        )
+        for (name, version), count in dict(self._predicted).items():  # a copy: requests keep adding
+            predictions.add_metric([name, str(version)], count)
+        latency = HistogramMetricFamily(
+            "streamlearn_predict_seconds",
+            "Time to answer a prediction request once its body is parsed",
+            labels=["model"],
+        )
+        for name, counts in self._latency.items():
+            *per_bucket, total = counts[:]  # a copy: requests keep adding
+            cumulative, buckets = 0, []
+            for bound, count in zip([*map(str, PREDICT_BUCKETS), "+Inf"], per_bucket, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([name], buckets, total)
+        yield predictions
+        yield latency
 
 
 def _detections(summary: MonitorsSummary | None, points: list[MetricPoint]) -> list[Detection]:

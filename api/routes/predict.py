@@ -1,25 +1,28 @@
-"""Predictions: read-only use of one immutable snapshot per request."""
+"""Predictions: read-only use of one immutable snapshot per request.
+
+These routes are the reference: every error (404, 503, 401, 422 naming the field) is theirs,
+and OpenAPI describes their bodies. Well-formed single predictions are usually answered
+before the router by the fast path (api/fast_predict.py), which hands everything else here.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
-from api.deps import ManagerDep, ServingMonitorDep, require_predict_key, served_or_error
-from api.manager import ModelManager, Served
+from api.deps import ManagerDep, ResponderDep, require_predict_key, served_or_error
+from api.manager import Served
 from api.predicting import UnusableFeatures, predict_features
-from api.prediction_log import PredictionLog
+from api.responder import JSON_OPTS, new_id
 from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, errors
 
 router = APIRouter(prefix="/models", tags=["predict"], dependencies=[Depends(require_predict_key)])
 log = logging.getLogger(__name__)
-_JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def predict_one(served: Served, features: dict) -> dict[str, Any]:
@@ -32,63 +35,35 @@ def predict_one(served: Served, features: dict) -> dict[str, Any]:
         ) from exc
 
 
-def _json(body: dict) -> Response:
-    return Response(orjson.dumps(body, option=_JSON_OPTS), media_type="application/json")
-
-
-def _log(
-    log_: PredictionLog | None,
-    manager: ModelManager,
-    served: Served,
-    id_: str,
-    features: dict,
-    result: dict[str, Any],
-) -> None:
-    """Hand the served prediction to the log (never blocks) when the model's YAML wants it."""
-    if log_ is None:
-        return
-    spec = manager.specs[served.name]
-    if not spec.delayed_labels.log_predictions:
-        return
-    record = {
-        "id": id_,
-        "model": served.name,
-        "version": served.version,
-        "features": features,
-        "ts": time.time(),
-        **result,
-    }
-    log_.submit(spec.predictions_topic, id_, record)
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 @router.post("/{name}/predict", response_model=PredictResponse, responses=errors(401, 404, 413, 503))
-async def predict(
-    name: str, body: PredictRequest, manager: ManagerDep, monitor: ServingMonitorDep, request: Request
-) -> Response:
+async def predict(name: str, body: PredictRequest, manager: ManagerDep, responder: ResponderDep) -> Response:
     """Predict one instance with the served version; the response names that version and the id
     to send the label with later."""
     started = time.perf_counter()
     served = served_or_error(manager, name)
     result = predict_one(served, body.features)
-    id_ = body.id or uuid.uuid4().hex
-    _log(request.app.state.prediction_log, manager, served, id_, body.features, result)
-    monitor.observe(served, (body.features,), time.perf_counter() - started)
-    return _json({"model": name, "version": served.version, "id": id_, **result})
+    return _json(responder.answer(served, body.features, body.id, result, started))
 
 
 @router.post("/{name}/predict/batch", response_model=BatchResponse, responses=errors(401, 404, 413, 503))
 async def predict_batch(
-    name: str, body: BatchRequest, manager: ManagerDep, monitor: ServingMonitorDep, request: Request
+    name: str, body: BatchRequest, manager: ManagerDep, responder: ResponderDep
 ) -> Response:
     """Predict many instances, all with the same version."""
     started = time.perf_counter()
     served = served_or_error(manager, name)
-    log_ = request.app.state.prediction_log
     predictions = []
     for inst in body.instances:
         result = predict_one(served, inst.features)
-        id_ = inst.id or uuid.uuid4().hex
-        _log(log_, manager, served, id_, inst.features, result)
+        id_ = inst.id or new_id()
+        responder.log(served, id_, inst.features, result)
         predictions.append({"id": id_, **result})
-    monitor.observe(served, [inst.features for inst in body.instances], time.perf_counter() - started)
-    return _json({"model": name, "version": served.version, "predictions": predictions})
+    responder.monitor.observe(
+        served, [inst.features for inst in body.instances], time.perf_counter() - started
+    )
+    answer = {"model": name, "version": served.version, "predictions": predictions}
+    return _json(orjson.dumps(answer, option=JSON_OPTS))

@@ -122,3 +122,13 @@ def test_prediction_never_changes_the_served_snapshot(client: TestClient, store:
     for x, _ in datasets.Phishing().take(300):
         assert client.post("/models/clf/predict", json={"features": x}).status_code == 200
     assert pickle.dumps(served.model) == before
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"features": {"a": "\\ud800"}}', b'{"features": {"\\udfff": []}}', b'{"id": "\\ud800x"}']
+)
+def test_lone_surrogates_are_a_422_not_a_500(client: TestClient, raw: bytes):
+    """JSON may escape a lone surrogate; UTF-8 cannot carry one, so the 422 writes it escaped."""
+    r = client.post("/models/clf/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"]

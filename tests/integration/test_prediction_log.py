@@ -1,0 +1,77 @@
+"""The prediction log's hand-off to its producer process, on the real Kafka."""
+
+from __future__ import annotations
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from api.prediction_log import PredictionLog
+from stream.local_services import KafkaServer, free_port
+from tests.helpers.processes import wait_until
+
+
+def test_every_record_reaches_kafka_with_its_key_in_order(kafka: KafkaServer, prefix: str):
+    topic = f"{prefix}.predictions"
+    records = [
+        {"id": f"id-{i}", "model": "m", "version": 1, "features": {"a": i, "b\n": "x\ty"}, "ts": 1.5, "p": i}
+        for i in range(300)
+    ]
+    log = PredictionLog(kafka.bootstrap, {})
+    log.start()
+    try:
+        for record in records:
+            log.submit(topic, record["id"], record)
+        log.submit(topic, "unserialisable", {"id": object()})
+        wait_until(lambda: log.sent == 300, timeout=60, what="records sent")
+        assert log.connected and log.dropped == 1
+    finally:
+        log.stop()
+    assert not log._child.is_alive()
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=15_000,
+    )
+    consumer.assign([TopicPartition(topic, 0)])
+    got = []
+    for message in consumer:
+        got.append((message.key.decode(), orjson.loads(message.value)))
+        if len(got) == 300:
+            break
+    consumer.close()
+    assert got == [(r["id"], r) for r in records]
+
+
+def test_records_are_dropped_and_counted_while_kafka_is_unreachable():
+    log = PredictionLog(f"127.0.0.1:{free_port()}", {}, max_queued=100)
+    for i in range(150):  # before the thread runs: the deque holds 100, the rest are refused
+        log.submit("t.predictions", str(i), {"i": i})
+    assert log.dropped == 50
+    log.start()
+    try:
+        wait_until(lambda: log.dropped == 150, timeout=60, what="drops counted by the producer process")
+        assert log.sent == 0 and not log.connected
+    finally:
+        log.stop()
+    assert not log._child.is_alive()
+
+
+def test_a_producer_process_that_dies_is_replaced(kafka: KafkaServer, prefix: str):
+    topic = f"{prefix}.predictions"
+    log = PredictionLog(kafka.bootstrap, {})
+    log.start()
+    try:
+        log.submit(topic, "a", {"n": 1})
+        wait_until(lambda: log.sent == 1, timeout=60, what="first record sent")
+        first = log._child
+        first.kill()
+        first.join(5)
+
+        def delivered() -> bool:
+            log.submit(topic, "b", {"n": 2})
+            return log._child is not first and log.sent > 1
+
+        wait_until(delivered, timeout=60, interval=0.5, what="a new producer process")
+    finally:
+        log.stop()
