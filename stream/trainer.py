@@ -63,7 +63,10 @@ class Trainer:
     ``checkpoint.fork`` where the platform can fork): the child holds the memory as it
     was between two events, so its state and offsets match exactly, while the trainer
     learns on and collects the child's report between poll batches. At most one child
-    runs; a checkpoint due meanwhile waits for it.
+    runs: a checkpoint due by time meanwhile is taken once it has ended; one due by
+    count waits for it, so versions still fall exactly every ``every_events`` events
+    (a policy asking for checkpoints faster than they are written paces learning to
+    the writer, as inline writing would).
     """
 
     def __init__(
@@ -315,8 +318,12 @@ class Trainer:
         then writes inline. Inline, it returns the published metadata."""
         if force:
             self.collect_checkpoint(wait=True)
-        elif self._writing is not None:  # at most one child: this one waits for it to end
-            if not self.collect_checkpoint() or (self._reset is None and not self.due()):
+        elif self._writing is not None:
+            # At most one child. ``every_events`` stays exact: a checkpoint due by count waits
+            # for the child, then is taken at this very event. One due by time (or a reset) is
+            # taken once the child has ended, learning on meanwhile.
+            by_count = self.due.events - self._writing.events >= self.due.every_events
+            if not self.collect_checkpoint(wait=by_count) or (self._reset is None and not self.due()):
                 return None
         now = self.clock()
         if not force and now < self._retry_at:

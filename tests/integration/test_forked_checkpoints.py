@@ -78,7 +78,7 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> Forks:
     return recorder
 
 
-def spec_for(name: str) -> ModelSpec:
+def spec_for(name: str, every_events: int = 100) -> ModelSpec:
     return ModelSpec.model_validate(
         {
             "name": name,
@@ -87,7 +87,7 @@ def spec_for(name: str) -> ModelSpec:
             "pipeline": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
             "metrics": ["Accuracy"],
             "rolling_window": 100,
-            "checkpoint": {"every_events": 100, "every_seconds": 0.2, "keep": 100, "fork": True},
+            "checkpoint": {"every_events": every_events, "every_seconds": 0.2, "keep": 100, "fork": True},
         }
     )
 
@@ -173,7 +173,9 @@ def test_a_writer_killed_mid_checkpoint_leaves_no_partial_version_and_is_retried
     name = prefix
     stall, stalled = tmp_path / "stall", tmp_path / "stalled"
     store = StallingStore(redis_server.url, prefix, stall, stalled)
-    trainer = Trainer(spec_for(name), settings_for(kafka, redis_server.url, prefix), store)
+    # checkpoints by time only: one due by count would wait for the stalled writer
+    settings = settings_for(kafka, redis_server.url, prefix)
+    trainer = Trainer(spec_for(name, every_events=10_000), settings, store)
     k = store.keys(name)
     with running(trainer):
         publish(EVENTS[:300], name, kafka.bootstrap, progress=False)

@@ -123,9 +123,11 @@ def test_the_trainer_learns_while_a_forked_child_writes_the_checkpoint(tmp_path:
     writer = trainer.writer_pid
     assert writer is not None and store.versions() == []
 
-    learn(trainer, 100, 250)  # while the child waits in publish
-    assert trainer.learner.n_learned == 250 and trainer.offsets == {0: 250}
-    assert trainer.writer_pid == writer  # at most one child: checkpoints due meanwhile wait for it
+    learn(trainer, 100, 180)  # while the child waits in publish
+    clock.now += 4000  # a checkpoint due by time meanwhile does not wait for the child either
+    learn(trainer, 180, 190)
+    assert trainer.learner.n_learned == 190 and trainer.offsets == {0: 190}
+    assert trainer.writer_pid == writer  # at most one child
 
     store.release()
     assert trainer.collect_checkpoint(wait=True)
@@ -138,16 +140,31 @@ def test_the_trainer_learns_while_a_forked_child_writes_the_checkpoint(tmp_path:
 
     assert trainer.checkpointer.parent == 1  # the parent follows the child's result
     assert trainer.telemetry.version == 1 and trainer.learner.monitors.version == 1
-    assert trainer.due.events == 150  # events learned while the child wrote still count
+    assert trainer.due.events == 90  # events learned while the child wrote still count
     assert trainer.writer_pid is None
 
     store.release()
-    learn(trainer, 250, 260)  # still due: the first event forks the next writer
+    learn(trainer, 190, 195)  # the one due by time is taken after this poll's records
     assert trainer.collect_checkpoint(wait=True)
     meta, state = store.version(2)
-    assert (meta.n_learned, meta.offsets, meta.parent) == (251, {0: 251}, 1)
-    assert state["n_learned"] == 251
-    assert trainer.checkpointer.parent == 2 and trainer.due.events == 9
+    assert (meta.n_learned, meta.offsets, meta.parent, state["n_learned"]) == (195, {0: 195}, 1, 195)
+    assert trainer.checkpointer.parent == 2 and trainer.due.events == 0
+
+
+def test_checkpoints_due_by_count_fall_exactly_every_n_events(tmp_path: Path):
+    store, clock = SlowStore(tmp_path), Clock()
+    trainer = make_trainer(store, clock)
+    for _ in range(3):
+        store.release()
+    learn(trainer, 0, 350)  # at 200 and 300 the trainer waits for the previous child
+    assert trainer.collect_checkpoint(wait=True)
+    metas = [store.version(n)[0] for n in store.versions()]
+    assert [(m.n_learned, m.offsets[0], m.parent) for m in metas] == [
+        (100, 100, None),
+        (200, 200, 1),
+        (300, 300, 2),
+    ]
+    assert trainer.checkpointer.parent == 3 and trainer.due.events == 50
 
 
 def test_a_killed_writer_publishes_nothing_and_the_checkpoint_is_retried(tmp_path: Path):
