@@ -136,13 +136,16 @@ class ForkedChild:
             self._received += chunk
 
     def _outcome(self, status: int | None) -> ChildResult:
-        if status is None:
+        code = None if status is None else os.waitstatus_to_exitcode(status)
+        if code is None:
             described = "reaped by someone else"
-        elif (code := os.waitstatus_to_exitcode(status)) < 0:
+        elif code < 0:
             described = f"killed by {signal.Signals(-code).name}"
         else:
             described = f"exit code {code}"
         data = bytes(self._received)
+        if code not in (0, None):  # it exits 0 only once its whole report is written
+            return ChildResult(None, None, described)
         if data[:1] == _REPORT:
             return ChildResult(data[1:], None, described)
         if data[:1] == _CRASH:

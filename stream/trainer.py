@@ -13,6 +13,7 @@ from functools import partial
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, load_state
@@ -372,7 +373,10 @@ class Trainer:
             raise CheckpointFailed(
                 f"the checkpoint writer of {self.spec.name} failed ({result.status}):\n{result.crash}"
             )
-        report = WriteReport.model_validate_json(result.report) if result.report is not None else None
+        try:
+            report = WriteReport.model_validate_json(result.report) if result.report is not None else None
+        except ValidationError:  # cut short (its exit status was unknown): as if it sent nothing
+            report = None
         if report is not None and report.published is not None:
             self._published(report.published, writing, writing.events, writing.since)
             return True
