@@ -3,21 +3,24 @@
 A checkpoint is made in three steps, so the expensive one can run in a forked child
 (stream/forked_child.py) while the trainer learns on:
 
-1. ``prepare`` (in the trainer): everything cheap or stateful — metric values, feature
-   statistics, the monitors' summary, the metadata with a copy of the offsets, and the
-   state dict to pickle, which holds the *live* objects: it must be pickled before the
-   learner learns again, which a fork guarantees by copying memory at that instant;
-2. ``write`` (in the child, or inline): pickle, ask the promotion gate, sign and publish
+1. ``prepare`` (in the trainer): everything cheap or stateful — metric values, the
+   monitors' summary, whether feature statistics are due, the metadata with a copy of
+   the offsets, and the state dict to pickle, which holds the *live* objects: it must be
+   pickled before the learner learns again, which a fork guarantees by copying memory at
+   that instant;
+2. ``write`` (in the child, or inline): summarise the features when due (milliseconds of
+   pure computation on the same sample), pickle, ask the promotion gate, sign and publish
    in one Redis transaction; it returns a ``Published`` report;
-3. ``finish`` (in the trainer): the parent pointer, the gate's cache, the held-version
-   warning, and the auto-rollback policy, whose memory must live in the trainer.
+3. ``finish`` (in the trainer): the parent pointer, the gate's cache, the feature
+   statistics, the held-version warning, and the auto-rollback policy: state that must
+   live in the trainer, which a child's changes would never reach.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +70,7 @@ class Prepared:
     meta: SnapshotMeta  # version, digest and signature are set when it is written
     bigger_is_better: bool
     reset: ResetRequest | None = None
+    sample: Sequence[dict] | None = None  # live too: summarise it into meta.feature_stats
 
 
 class Published(BaseModel):
@@ -77,6 +81,7 @@ class Published(BaseModel):
     hold_reason: str | None = None
     served_before: int | None = None  # the promoted version the gate compared with
     baseline: tuple[int, float | None] | None = None  # the gate's cache after deciding
+    fresh_stats: bool = False  # meta.feature_stats were summarised for this version
     seconds: float = 0.0  # pickle, gate, sign, publish
 
 
@@ -104,7 +109,7 @@ class Checkpointer:
         # The hook for alerts (issue 3's error-rate monitor): set auto_rollback.alert_source.
         self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
         self.feature_stats: dict[str, FeatureStats] = {}  # data-drift reference, carried over a restart
-        self._stats_at = 0  # n_learned when this process last computed feature_stats
+        self._stats_at = 0  # n_learned of the version whose feature_stats this process computed last
 
     def prepare(
         self,
@@ -117,7 +122,6 @@ class Checkpointer:
         """Step 1, in the trainer. ``extra_state`` joins the learner's in the blob;
         ``meta_fields`` go to the metadata."""
         cumulative, rolling = learner.metric_values()
-        self._update_feature_stats(learner)
         monitors = learner.monitors.summary(learner.n_learned) if learner.monitors is not None else None
         meta = SnapshotMeta(
             model=self.spec.name,
@@ -134,17 +138,23 @@ class Checkpointer:
             **meta_fields,
         )
         bigger_is_better = bool(getattr(learner.cumulative[self.spec.main_metric], "bigger_is_better", True))
-        return Prepared({**learner.state(), **(extra_state or {})}, meta, bigger_is_better, reset)
+        sample = learner.sample if self._feature_stats_due(learner) else None
+        return Prepared({**learner.state(), **(extra_state or {})}, meta, bigger_is_better, reset, sample)
 
     def write(self, prepared: Prepared) -> Published:
         """Step 2, in a forked child or inline: pickle, ask the gate (a reset is always
         served), sign and publish. Touches only ``prepared``, the gate and the store."""
         started = time.perf_counter()
+        meta = prepared.meta
+        if prepared.sample is not None:
+            cfg = self.spec.data_drift
+            stats = summarize(list(prepared.sample), cfg.bins, max_features=cfg.max_features)
+            meta = meta.model_copy(update={"feature_stats": stats})
         blob = dump_state(prepared.state)
-        decision = self.gate.decide(prepared.meta, prepared.bigger_is_better)
+        decision = self.gate.decide(meta, prepared.bigger_is_better)
         promote = decision.promote or prepared.reset is not None
         meta = self.store.publish(
-            prepared.meta,
+            meta,
             blob,
             keep=self.spec.checkpoint.keep,
             signing_key=self.signing_key,
@@ -158,6 +168,7 @@ class Checkpointer:
             hold_reason=None if promote else decision.reason,
             served_before=decision.served_before,
             baseline=self.gate.baseline,
+            fresh_stats=prepared.sample is not None,
             seconds=time.perf_counter() - started,
         )
 
@@ -175,6 +186,8 @@ class Checkpointer:
         meta = published.meta
         self.parent = meta.version
         self.gate.baseline = published.baseline
+        if published.fresh_stats:
+            self.feature_stats, self._stats_at = meta.feature_stats, meta.n_learned
         if not published.promoted:
             log.warning("%s v%d held: %s", self.spec.name, meta.version, published.hold_reason)
         if self.auto_rollback is not None:
@@ -195,18 +208,14 @@ class Checkpointer:
         prepared = self.prepare(learner, offsets, reset, extra_state, **meta_fields)
         return self.finish(self.write(prepared), prepared.bigger_is_better)
 
-    def _update_feature_stats(self, learner: Learner) -> None:
-        """Summarise the last events learned, once enough arrived since a (re)start, and
-        again after a quarter of the sample is new (it costs milliseconds)."""
+    def _feature_stats_due(self, learner: Learner) -> bool:
+        """Summarise the last events learned once enough arrived since a (re)start, and again
+        after a quarter of the sample is new (otherwise a version carries the last summary)."""
         sample, cfg = learner.sample, self.spec.data_drift
         quarter = cfg.sample // 4
         if self.feature_stats:
-            due = len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
-        else:
-            due = len(sample) >= min(50, cfg.sample)
-        if due:
-            self.feature_stats = summarize(list(sample), cfg.bins, max_features=cfg.max_features)
-            self._stats_at = learner.n_learned
+            return len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
+        return len(sample) >= min(50, cfg.sample)
 
     def try_publish(
         self,

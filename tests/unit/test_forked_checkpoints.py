@@ -139,6 +139,7 @@ def test_the_trainer_learns_while_a_forked_child_writes_the_checkpoint(tmp_path:
     assert [model.predict_proba_one(x) for x in probe] == [expected.predict_proba_one(x) for x in probe]
 
     assert trainer.checkpointer.parent == 1  # the parent follows the child's result
+    assert meta.feature_stats and trainer.checkpointer.feature_stats == meta.feature_stats  # the child's
     assert trainer.telemetry.version == 1 and trainer.learner.monitors.version == 1
     assert trainer.due.events == 90  # events learned while the child wrote still count
     assert trainer.writer_pid is None
@@ -148,6 +149,7 @@ def test_the_trainer_learns_while_a_forked_child_writes_the_checkpoint(tmp_path:
     assert trainer.collect_checkpoint(wait=True)
     meta, state = store.version(2)
     assert (meta.n_learned, meta.offsets, meta.parent, state["n_learned"]) == (195, {0: 195}, 1, 195)
+    assert meta.feature_stats == store.version(1)[0].feature_stats  # not due again after 95 events
     assert trainer.checkpointer.parent == 2 and trainer.due.events == 0
 
 
