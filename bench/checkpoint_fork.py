@@ -8,9 +8,10 @@ redis-server; only Kafka itself is left out, the same in every mode. The model i
 ARFClassifier(n_models=10), first trained on ``--warm`` events so that its pickle is
 about 7 MB; every run starts from that same state and learns the same ``--events``
 events. Modes are interleaved over ``--rounds`` rounds (after one discarded warm-up run),
-each round in another order; the median rate is reported.
+each round in another order; rates are medians, ratios medians of the ratios within a
+round (adjacent runs), which a machine load drifting between rounds does not skew.
 
-Run: .venv/bin/python bench/checkpoint_fork.py [--warm 3000] [--events 4000] [--rounds 5]
+Run: .venv/bin/python bench/checkpoint_fork.py [--warm 3000] [--events 3000] [--rounds 7]
 """
 
 from __future__ import annotations
@@ -135,10 +136,16 @@ def render(results: dict[str, list[dict]], warm: int, n_events: int, rounds: int
     def median(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in results[mode])
 
+    def paired(mode: str, key: str) -> float:
+        """Median over rounds of this mode's figure / no checkpoint's in the same round: runs
+        of a round are adjacent in time, so a load that drifts between rounds cancels out."""
+        return statistics.median(
+            r[key] / none[key] for r, none in zip(results[mode], results["none"], strict=True)
+        )
+
     rows = []
     for mode in MODES:
-        ratio = median(mode, "rate") / median("none", "rate")
-        cpu_ratio = median(mode, "cpu_rate") / median("none", "cpu_rate")
+        ratio, cpu_ratio = paired(mode, "rate"), paired(mode, "cpu_rate")
         label = "no checkpoint" if mode == "none" else f"{mode}, every 1 s"
         details = (
             "| | | |"
@@ -164,7 +171,8 @@ def render(results: dict[str, list[dict]], warm: int, n_events: int, rounds: int
             f"events ({BATCH} a poll, JSON decoded by the trainer) against a local redis-server; "
             f"ARFClassifier(n_models=10) first trained on {warm:,} events, then each run learns the "
             f"same {n_events:,} events from that state (the pickle grows from about 7 MB). Medians of "
-            f"{rounds} rounds, each in another order, after a discarded warm-up run. *CPU rate*: events "
+            f"{rounds} rounds, each in another order, after a discarded warm-up run; a ratio is the "
+            "median of the ratios within one round. *CPU rate*: events "
             "per second of the learning thread's own CPU time, which other processes' load does not "
             "move; the wall-clock rate also pays for sharing the 2 cores with the child and with "
             "whatever else runs. *write*: pickling, gate, signing and the Redis transaction (in the "
@@ -196,8 +204,8 @@ def write_section(path: Path, section: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", type=int, default=3000, help="events learned before measuring")
-    parser.add_argument("--events", type=int, default=4000, help="events learned per run")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--events", type=int, default=3000, help="events learned per run")
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
