@@ -142,8 +142,9 @@ class Checkpointer:
         return Prepared({**learner.state(), **(extra_state or {})}, meta, bigger_is_better, reset, sample)
 
     def write(self, prepared: Prepared) -> Published:
-        """Step 2, in a forked child or inline: pickle, ask the gate (a reset is always
-        served), sign and publish. Touches only ``prepared``, the gate and the store."""
+        """Step 2, in a forked child or inline: summarise the features when due, pickle, ask
+        the gate (a reset is always served), sign and publish. Touches only ``prepared``, the
+        gate and the store."""
         started = time.perf_counter()
         meta = prepared.meta
         if prepared.sample is not None:
@@ -216,18 +217,3 @@ class Checkpointer:
         if self.feature_stats:
             return len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
         return len(sample) >= min(50, cfg.sample)
-
-    def try_publish(
-        self,
-        learner: Learner,
-        offsets: dict[int, int],
-        reset: ResetRequest | None = None,
-        extra_state: dict | None = None,
-        **meta_fields: Any,
-    ) -> SnapshotMeta | None:
-        """Publish, or log and return None when Redis is unreachable (retried later)."""
-        try:
-            return self.publish(learner, offsets, reset, extra_state, **meta_fields)
-        except redis.RedisError as exc:
-            log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
-            return None
