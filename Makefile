@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven chromium
 # Test and bench tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
 APT_TOOLS := prometheus chromium-driver wrk
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift lock clean compose-env
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint lock clean compose-env
 
 deps: system-deps python-deps kafka-jars
 
@@ -64,6 +64,11 @@ bench: deps
 # Detection delay and false alarms of the drift monitors -> docs/benchmarks.md (no services needed).
 bench-drift: python-deps
 	$(PY) bench/drift_detection.py
+
+# Trainer rate with a checkpoint every second, forked / inline / none -> docs/benchmarks.md
+# (starts its own redis-server).
+bench-checkpoint: system-deps python-deps
+	$(PY) bench/checkpoint_fork.py
 # Secrets for `docker compose` (once): .env beside docker-compose.yml, git-ignored.
 compose-env: .env
 

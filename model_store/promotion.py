@@ -50,7 +50,9 @@ class PromotionGate:
         self.metric = spec.main_metric
         self.tolerance = spec.promotion.tolerance
         self.store = store
-        self._baseline: tuple[int, float | None] | None = None  # (promoted version, its rolling metric)
+        # (promoted version, its rolling metric): a cache that a forked checkpoint writer reports
+        # back, so the trainer's gate keeps it (stream/checkpoints.py)
+        self.baseline: tuple[int, float | None] | None = None
 
     def decide(self, candidate: SnapshotMeta, bigger_is_better: bool) -> GateDecision:
         """Whether ``candidate`` (not yet published) should be served when nothing is pinned."""
@@ -74,13 +76,13 @@ class PromotionGate:
 
     def _rolling(self, model: str, version: int) -> float | None:
         """The promoted version's rolling main metric (its metadata read once per version)."""
-        if self._baseline is None or self._baseline[0] != version:
+        if self.baseline is None or self.baseline[0] != version:
             try:
                 meta = self.store.meta(model, version)
             except StoreError:
                 return None
-            self._baseline = (version, meta.rolling_metrics.get(self.metric))
-        return self._baseline[1]
+            self.baseline = (version, meta.rolling_metrics.get(self.metric))
+        return self.baseline[1]
 
 
 class AutoRollback:

@@ -41,6 +41,11 @@ class CheckpointPolicy(BaseModel):
     every_events: int = Field(default=1000, ge=1)
     every_seconds: float = Field(default=5.0, gt=0)
     keep: int = Field(default=20, ge=1)
+    fork: bool = Field(
+        default=True,
+        description="Pickle, sign and write each checkpoint in a forked child while the trainer "
+        "learns on; false (or a platform without fork) writes it inline, pausing learning.",
+    )
 
 
 class DelayedLabels(BaseModel):
@@ -198,8 +203,10 @@ class ModelSpec(BaseModel):
         return f"{self.topic}.predictions"
 
     def config_hash(self) -> str:
-        """Stable hash of the spec, recorded in every checkpoint."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """Stable hash of the spec, recorded in every checkpoint. How checkpoints are written
+        (``checkpoint.fork``) changes nothing they hold, so it is left out."""
+        spec = self.model_dump(mode="json", exclude={"checkpoint": {"fork"}})
+        canonical = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 

@@ -61,13 +61,23 @@ class ResetRequest(BaseModel):
 class CheckpointStore:
     """Read and write one deployment's checkpoints (sync client; the API calls it off-loop)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "streamlearn") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "streamlearn", url: str | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self.url = url
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "streamlearn") -> CheckpointStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix, url)
+
+    def with_own_pool(self) -> CheckpointStore:
+        """The same store over a connection pool of its own (a store made from a client, without
+        a URL, returns itself).
+
+        The trainer writes checkpoints through one, from its thread and from the children it
+        forks: a forked child inherits every lock as it was at the fork, and a pool that other
+        threads use (``train --all`` shares one store) may be locked by one of them then."""
+        return self if self.url is None else CheckpointStore.from_url(self.url, self.prefix)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckpointStore:

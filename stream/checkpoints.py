@@ -1,13 +1,31 @@
-"""When to checkpoint, and how: the learner's state plus the offsets it includes."""
+"""When to checkpoint, and how: the learner's state plus the offsets it includes.
+
+A checkpoint is made in three steps, so the expensive one can run in a forked child
+(stream/forked_child.py) while the trainer learns on:
+
+1. ``prepare`` (in the trainer): everything cheap or stateful — metric values, the
+   monitors' summary, whether feature statistics are due, the metadata with a copy of
+   the offsets, and the state dict to pickle, which holds the *live* objects: it must be
+   pickled before the learner learns again, which a fork guarantees by copying memory at
+   that instant;
+2. ``write`` (in the child, or inline): summarise the features when due (milliseconds of
+   pure computation on the same sample), pickle, ask the promotion gate, sign and publish
+   in one Redis transaction; it returns a ``Published`` report;
+3. ``finish`` (in the trainer): the parent pointer, the gate's cache, the feature
+   statistics, the held-version warning, and the auto-rollback policy: state that must
+   live in the trainer, which a child's changes would never reach.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
+from pydantic import BaseModel
 
 from model_store.feature_stats import FeatureStats, summarize
 from model_store.promotion import AutoRollback, PromotionGate
@@ -32,10 +50,46 @@ class CheckpointDue:
         self.events = 0
         self.since = self.clock()
 
+    def published(self, events: int, since: float) -> None:
+        """A checkpoint including the first ``events`` counted events, taken at ``since``, was
+        published; events counted after it was taken (while a child wrote it) still count."""
+        self.events = max(self.events - events, 0)
+        self.since = since
+
     def __call__(self) -> bool:
         return self.events > 0 and (
             self.events >= self.every_events or self.clock() - self.since >= self.every_seconds
         )
+
+
+@dataclass
+class Prepared:
+    """A checkpoint assembled in the trainer, not written yet."""
+
+    state: dict[str, Any]  # live objects: pickle before learning goes on (or in a child forked now)
+    meta: SnapshotMeta  # version, digest and signature are set when it is written
+    bigger_is_better: bool
+    reset: ResetRequest | None = None
+    sample: Sequence[dict] | None = None  # live too: summarise it into meta.feature_stats
+
+
+class Published(BaseModel):
+    """What writing a checkpoint did; a forked writer sends it to the trainer as JSON."""
+
+    meta: SnapshotMeta
+    promoted: bool
+    hold_reason: str | None = None
+    served_before: int | None = None  # the promoted version the gate compared with
+    baseline: tuple[int, float | None] | None = None  # the gate's cache after deciding
+    fresh_stats: bool = False  # meta.feature_stats were summarised for this version
+    seconds: float = 0.0  # pickle, gate, sign, publish
+
+
+class WriteReport(BaseModel):
+    """A forked writer's report: what it published, or why Redis refused (retried later)."""
+
+    published: Published | None = None
+    error: str | None = None
 
 
 class Checkpointer:
@@ -55,22 +109,19 @@ class Checkpointer:
         # Alerts: the error-rate monitor or a drop of the main metric (AutoRollback.any_alert).
         self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
         self.feature_stats: dict[str, FeatureStats] = {}  # data-drift reference, carried over a restart
-        self._stats_at = 0  # n_learned when this process last computed feature_stats
+        self._stats_at = 0  # n_learned of the version whose feature_stats this process computed last
 
-    def publish(
+    def prepare(
         self,
         learner: Learner,
         offsets: dict[int, int],
         reset: ResetRequest | None = None,
         extra_state: dict | None = None,
         **meta_fields: Any,
-    ) -> SnapshotMeta:
-        """Publish a version; the promotion gate decides whether it is served (a reset always is).
-
-        ``extra_state`` joins the learner's in the blob; ``meta_fields`` go to the metadata."""
-        blob = dump_state({**learner.state(), **(extra_state or {})})
+    ) -> Prepared:
+        """Step 1, in the trainer. ``extra_state`` joins the learner's in the blob;
+        ``meta_fields`` go to the metadata."""
         cumulative, rolling = learner.metric_values()
-        self._update_feature_stats(learner)
         monitors = learner.monitors.summary(learner.n_learned) if learner.monitors is not None else None
         meta = SnapshotMeta(
             model=self.spec.name,
@@ -87,8 +138,22 @@ class Checkpointer:
             **meta_fields,
         )
         bigger_is_better = bool(getattr(learner.cumulative[self.spec.main_metric], "bigger_is_better", True))
-        decision = self.gate.decide(meta, bigger_is_better)
-        promote = decision.promote or reset is not None
+        sample = learner.sample if self._feature_stats_due(learner) else None
+        return Prepared({**learner.state(), **(extra_state or {})}, meta, bigger_is_better, reset, sample)
+
+    def write(self, prepared: Prepared) -> Published:
+        """Step 2, in a forked child or inline: summarise the features when due, pickle, ask
+        the gate (a reset is always served), sign and publish. Touches only ``prepared``, the
+        gate and the store."""
+        started = time.perf_counter()
+        meta = prepared.meta
+        if prepared.sample is not None:
+            cfg = self.spec.data_drift
+            stats = summarize(list(prepared.sample), cfg.bins, max_features=cfg.max_features)
+            meta = meta.model_copy(update={"feature_stats": stats})
+        blob = dump_state(prepared.state)
+        decision = self.gate.decide(meta, prepared.bigger_is_better)
+        promote = decision.promote or prepared.reset is not None
         meta = self.store.publish(
             meta,
             blob,
@@ -96,40 +161,59 @@ class Checkpointer:
             signing_key=self.signing_key,
             promote=promote,
             hold_reason=decision.reason,
-            applies_reset=reset,
+            applies_reset=prepared.reset,
         )
+        return Published(
+            meta=meta,
+            promoted=promote,
+            hold_reason=None if promote else decision.reason,
+            served_before=decision.served_before,
+            baseline=self.gate.baseline,
+            fresh_stats=prepared.sample is not None,
+            seconds=time.perf_counter() - started,
+        )
+
+    def write_report(self, prepared: Prepared) -> bytes:
+        """``write`` as a forked child's work: a ``WriteReport`` as JSON. Other errors than
+        Redis's are raised (the child reports them as a crash)."""
+        try:
+            report = WriteReport(published=self.write(prepared))
+        except redis.RedisError as exc:
+            report = WriteReport(error=f"{type(exc).__name__}: {exc}")
+        return report.model_dump_json().encode()
+
+    def finish(self, published: Published, bigger_is_better: bool) -> SnapshotMeta:
+        """Step 3, in the trainer, once the version is published."""
+        meta = published.meta
         self.parent = meta.version
-        if not promote:
-            log.warning("%s v%d held: %s", self.spec.name, meta.version, decision.reason)
+        self.gate.baseline = published.baseline
+        if published.fresh_stats:
+            self.feature_stats, self._stats_at = meta.feature_stats, meta.n_learned
+        if not published.promoted:
+            log.warning("%s v%d held: %s", self.spec.name, meta.version, published.hold_reason)
         if self.auto_rollback is not None:
             self.auto_rollback.bigger_is_better = bigger_is_better
-            self.auto_rollback.after_checkpoint(meta, decision.served_before)
+            self.auto_rollback.after_checkpoint(meta, published.served_before)
         return meta
 
-    def _update_feature_stats(self, learner: Learner) -> None:
-        """Summarise the last events learned, once enough arrived since a (re)start, and
-        again after a quarter of the sample is new (it costs milliseconds)."""
-        sample, cfg = learner.sample, self.spec.data_drift
-        quarter = cfg.sample // 4
-        if self.feature_stats:
-            due = len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
-        else:
-            due = len(sample) >= min(50, cfg.sample)
-        if due:
-            self.feature_stats = summarize(list(sample), cfg.bins, max_features=cfg.max_features)
-            self._stats_at = learner.n_learned
-
-    def try_publish(
+    def publish(
         self,
         learner: Learner,
         offsets: dict[int, int],
         reset: ResetRequest | None = None,
         extra_state: dict | None = None,
         **meta_fields: Any,
-    ) -> SnapshotMeta | None:
-        """Publish, or log and return None when Redis is unreachable (retried later)."""
-        try:
-            return self.publish(learner, offsets, reset, extra_state, **meta_fields)
-        except redis.RedisError as exc:
-            log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
-            return None
+    ) -> SnapshotMeta:
+        """Publish a version inline (all three steps); the promotion gate decides whether it is
+        served (a reset always is)."""
+        prepared = self.prepare(learner, offsets, reset, extra_state, **meta_fields)
+        return self.finish(self.write(prepared), prepared.bigger_is_better)
+
+    def _feature_stats_due(self, learner: Learner) -> bool:
+        """Summarise the last events learned once enough arrived since a (re)start, and again
+        after a quarter of the sample is new (otherwise a version carries the last summary)."""
+        sample, cfg = learner.sample, self.spec.data_drift
+        quarter = cfg.sample // 4
+        if self.feature_stats:
+            return len(sample) >= quarter and learner.n_learned - self._stats_at >= quarter
+        return len(sample) >= min(50, cfg.sample)

@@ -10,6 +10,15 @@ restart never learns an event twice.
 
 The threads share one core (the GIL); for the throughput bars run one
 ``streamlearn train --model NAME`` process per model instead.
+
+Checkpoints are still written by forked children here (stream/forked_child.py): a
+child of a multi-threaded process inherits every lock as it was at the fork, so it
+must use nothing another thread may hold. It only reads its own trainer's state
+(forked by that trainer's thread between two of its events), which no other thread
+touches, and writes through that trainer's own Redis connection pool
+(``CheckpointStore.with_own_pool``), never the store the threads share; it does not
+log, print or touch Kafka. So forking is as safe here as in a one-model process, and
+it moves the pickling off the shared core.
 """
 
 from __future__ import annotations

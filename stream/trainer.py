@@ -8,20 +8,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, load_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest
-from stream.checkpoints import CheckpointDue, Checkpointer
+from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
 from stream.dead_letters import DeadLetters
 from stream.delayed import DelayedLabels
 from stream.events import BadEvent, LabelOnly, decode
 from stream.fetcher import Batch, Fetcher, FetcherError, Record
+from stream.forked_child import ForkedChild, can_fork
 from stream.joiner import Joined, Unjoinable
 from stream.kafka_io import ensure_topics, make_producer
 from stream.learner import Learner
@@ -31,12 +35,41 @@ from stream.telemetry import TrainerTelemetry, serve_metrics
 
 log = logging.getLogger(__name__)
 
+WRITER_TIMEOUT = 60.0
+"""Seconds the trainer waits for a forked checkpoint writer when it must (a forced checkpoint,
+a reset, stopping) before killing it."""
+
+
+class CheckpointFailed(RuntimeError):
+    """A forked checkpoint writer raised something else than a Redis error: a bug, not an
+    outage, so the trainer stops as it would have with the same error inline."""
+
+
+@dataclass
+class Writing:
+    """A checkpoint being written by a forked child."""
+
+    child: ForkedChild
+    events: int  # due.events when it was taken
+    since: float  # clock() when it was taken
+    reset: ResetRequest | None
+    bigger_is_better: bool
+
 
 class Trainer:
     """Learns one model from its topic, exactly once per event across restarts.
 
     The offsets a checkpoint includes are stored inside it; on start the trainer
     loads the newest checkpoint and seeks each partition to its stored offset.
+
+    A checkpoint is written by a forked child (``fork``, by default the model's
+    ``checkpoint.fork`` where the platform can fork): the child holds the memory as it
+    was between two events, so its state and offsets match exactly, while the trainer
+    learns on and collects the child's report between poll batches. At most one child
+    runs: a checkpoint due by time meanwhile is taken once it has ended; one due by
+    count waits for it, so versions still fall exactly every ``every_events`` events
+    (a policy asking for checkpoints faster than they are written paces learning to
+    the writer, as inline writing would).
     """
 
     def __init__(
@@ -45,14 +78,18 @@ class Trainer:
         settings: Settings,
         store: CheckpointStore,
         clock: Callable[[], float] = time.monotonic,
+        fork: bool | None = None,
     ) -> None:
         validate_spec(spec)
         self.spec = spec
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.fork = (spec.checkpoint.fork if fork is None else fork) and can_fork()
         key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
-        self.checkpointer = Checkpointer(spec, store, key)
+        # Checkpoints go through a connection pool of their own: the children forked to write
+        # them must not inherit a pool that another thread (train --all) may hold locked.
+        self.checkpointer = Checkpointer(spec, store.with_own_pool() if self.fork else store, key)
         self._signing_key = key
         self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, clock)
         self.learner: Learner = Learner.from_spec(spec)
@@ -66,6 +103,12 @@ class Trainer:
         self.dead_letters: DeadLetters | None = None
         self.resets = ResetRequests(spec, store, key, clock)
         self._reset: ResetRequest | None = None  # loaded, its first checkpoint not yet published
+        self._writing: Writing | None = None
+
+    @property
+    def writer_pid(self) -> int | None:
+        """Process id of the forked child writing a checkpoint, while one runs."""
+        return self._writing.child.pid if self._writing is not None else None
 
     def restore(self, stop: threading.Event) -> bool:
         """Load the newest checkpoint (or start fresh), waiting for Redis as long as it takes."""
@@ -161,31 +204,41 @@ class Trainer:
                     continue
                 if batches:
                     delay = 0.5
-                for batch in batches:
-                    self._highwater[(batch.topic, batch.partition)] = batch.highwater
-                    if self.delayed is not None and batch.topic == self.delayed.topic:
-                        # not counted toward a checkpoint: logged predictions alone change no model,
-                        # and after a crash they are simply read again from prediction_offsets
-                        records = _unseen(batch, self.delayed.offsets)
-                        for joined in self.delayed.on_predictions(batch.partition, records):
-                            self._learn_joined(joined)
-                    else:
-                        self._learn_batch(batch)
-                        if self.delayed is not None:
-                            self.delayed.advance(batch.timestamps[-1])
-                if self.delayed is not None:
-                    for refused in self.delayed.expire():
-                        self._dead_label(refused)
-                self._check_reset()
-                served = self.delayed.served_summary if self.delayed is not None else None
-                self.telemetry.tick(self.learner, self._lags, served)
-                if self.due():
-                    self.checkpoint()
+                self.step(batches, self._lags)
+            self.collect_checkpoint(wait=True)
             if self.due.events:
                 self.checkpoint(force=True)
         finally:
+            if self._writing is not None:  # only after an error above: reap the child, no zombie
+                self._writing.child.wait(WRITER_TIMEOUT)
+                self._writing = None
             fetcher.stop()
             producer.close(timeout=10)
+
+    def step(self, batches: list[Batch], lags: Callable[[], dict[int, int]] = dict) -> None:
+        """One fetch's batches: learn them, collect a finished checkpoint writer, apply a
+        reset, tell telemetry, checkpoint when due."""
+        for batch in batches:
+            self._highwater[(batch.topic, batch.partition)] = batch.highwater
+            if self.delayed is not None and batch.topic == self.delayed.topic:
+                # not counted toward a checkpoint: logged predictions alone change no model,
+                # and after a crash they are simply read again from prediction_offsets
+                records = _unseen(batch, self.delayed.offsets)
+                for joined in self.delayed.on_predictions(batch.partition, records):
+                    self._learn_joined(joined)
+            else:
+                self._learn_batch(batch)
+                if self.delayed is not None:
+                    self.delayed.advance(batch.timestamps[-1])
+        if self.delayed is not None:
+            for refused in self.delayed.expire():
+                self._dead_label(refused)
+        self.collect_checkpoint()
+        self._check_reset()
+        served = self.delayed.served_summary if self.delayed is not None else None
+        self.telemetry.tick(self.learner, lags, served)
+        if self.due():
+            self.checkpoint()
 
     def _lags(self) -> dict[int, int]:
         """Records not learned yet per partition, from the high watermark of the last fetch."""
@@ -263,6 +316,7 @@ class Trainer:
         current offsets (events since N are not learned again), and publish that at once."""
         request = self.resets.poll()
         if request is not None and (learner := self.resets.load(request)) is not None:
+            self.collect_checkpoint(wait=True)  # its version must not become the reset's parent
             self.learner = learner
             self.checkpointer.parent = request.version
             self._reset = request
@@ -270,7 +324,20 @@ class Trainer:
             self.checkpoint()  # clears self._reset once published; retried after a Redis failure
 
     def checkpoint(self, force: bool = False) -> SnapshotMeta | None:
-        """Publish a version including every offset consumed so far; on failure retry later."""
+        """Publish a version including every offset consumed so far; on failure retry later.
+
+        Forked, this starts the child that writes it and returns None: ``collect_checkpoint``
+        applies its result. ``force`` (the final checkpoint) waits for a running child,
+        then writes inline. Inline, it returns the published metadata."""
+        if force:
+            self.collect_checkpoint(wait=True)
+        elif self._writing is not None:
+            # At most one child. ``every_events`` stays exact: a checkpoint due by count waits
+            # for the child, then is taken at this very event. One due by time (or a reset) is
+            # taken once the child has ended, learning on meanwhile.
+            by_count = self.due.events - self._writing.events >= self.due.every_events
+            if not self.collect_checkpoint(wait=by_count) or (self._reset is None and not self.due()):
+                return None
         now = self.clock()
         if not force and now < self._retry_at:
             return None
@@ -280,18 +347,67 @@ class Trainer:
             extra_state, extra_meta = self.delayed.state(), self.delayed.meta_fields()
         else:
             extra_state, extra_meta = None, {}
-        started = time.perf_counter()
-        meta = self.checkpointer.try_publish(
+        prepared = self.checkpointer.prepare(
             self.learner, self.offsets, self._reset, extra_state, **extra_meta
         )
-        if meta is None:
+        if self.fork and not force:
+            try:
+                # between two events: the child's copy of the state includes exactly these offsets
+                child = ForkedChild.start(partial(self.checkpointer.write_report, prepared))
+            except OSError as exc:
+                log.warning("%s: cannot fork a checkpoint writer (%s); writing inline", self.spec.name, exc)
+            else:
+                self._writing = Writing(child, self.due.events, now, self._reset, prepared.bigger_is_better)
+                return None
+        return self._write_inline(prepared, now)
+
+    def _write_inline(self, prepared: Prepared, now: float) -> SnapshotMeta | None:
+        try:
+            published = self.checkpointer.write(prepared)
+        except redis.RedisError as exc:
+            log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
             self._retry_at = now + 1.0
             return None
-        self._reset = None
-        self.telemetry.checkpointed(meta, time.perf_counter() - started)
+        return self._published(published, prepared, self.due.events, self.clock())
+
+    def collect_checkpoint(self, wait: bool = False) -> bool:
+        """Apply the result of the forked checkpoint writer once it has ended (``wait``: wait
+        for it); True when no writer runs any more. A writer that failed or was killed leaves
+        the checkpoint due, retried a second later."""
+        writing = self._writing
+        if writing is None:
+            return True
+        result = writing.child.wait(WRITER_TIMEOUT) if wait else writing.child.poll()
+        if result is None:
+            return False
+        self._writing = None
+        if result.crash is not None:
+            raise CheckpointFailed(
+                f"the checkpoint writer of {self.spec.name} failed ({result.status}):\n{result.crash}"
+            )
+        try:
+            report = WriteReport.model_validate_json(result.report) if result.report is not None else None
+        except ValidationError:  # cut short (its exit status was unknown): as if it sent nothing
+            report = None
+        if report is not None and report.published is not None:
+            self._published(report.published, writing, writing.events, writing.since)
+            return True
+        why = report.error if report is not None else f"its writer ended with {result.status}, no report"
+        log.error("checkpoint of %s failed, will retry: %s", self.spec.name, why)
+        self._retry_at = self.clock() + 1.0
+        return True
+
+    def _published(
+        self, published: Published, taken: Prepared | Writing, events: int, since: float
+    ) -> SnapshotMeta:
+        """What follows a publication, in the trainer: pointers, telemetry, due, log."""
+        meta = self.checkpointer.finish(published, taken.bigger_is_better)
+        if taken.reset is not None and taken.reset is self._reset:
+            self._reset = None
+        self.telemetry.checkpointed(meta, published.seconds)
         if self.learner.monitors is not None:
             self.learner.monitors.version = meta.version
-        self.due.reset()
+        self.due.published(events, since)
         main = self.spec.main_metric
         log.info(
             "%s v%d: %d learned, %s %.4f (rolling %s)",
