@@ -126,7 +126,7 @@ class KafkaServer:
         if java is None:
             raise ServiceError("Java 17+ is needed to run Kafka")
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = kafka_cluster_id()
             fmt = subprocess.run(
                 [
                     java,
@@ -181,6 +181,15 @@ def redis_server_binary() -> str:
     if binary is None:
         raise ServiceError("redis-server is not installed: run `make deps` (apt-get install redis-server)")
     return binary
+
+
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes in URL-safe base64, as Kafka writes them, never
+    starting with '-' (the storage tool would read it as an option; Kafka skips those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass

@@ -38,3 +38,11 @@ def test_kafka_security_settings_reach_the_clients_and_secrets_stay_hidden(monke
     shown = repr(s) + str(s) + s.model_dump_json()
     for secret in ("kafka-pass-123", "sign-key-456", "admin-key-789"):
         assert secret not in shown
+
+
+def test_kafka_cluster_ids_never_look_like_an_option():
+    from stream.local_services import kafka_cluster_id
+
+    ids = [kafka_cluster_id() for _ in range(2000)]  # about 30 would start with '-' by chance
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
