@@ -133,9 +133,9 @@ def test_sigkilled_trainer_resumes_and_learns_every_event_exactly_once(env: Env,
     )
     events = phishing_events(1250)
     publisher = threading.Thread(
-        target=publish, args=(events, name, env.kafka, 100.0), kwargs={"progress": False}
+        target=publish, args=(events, name, env.kafka, 60.0), kwargs={"progress": False}
     )
-    publisher.start()  # a live stream of about 12 s, so each kill lands mid-stream
+    publisher.start()  # a live stream of about 21 s, so each kill lands mid-stream even on a loaded machine
     rng = random.Random(7)
     killed_at = [0]
     for _ in range(3):
