@@ -12,31 +12,14 @@ import time
 import httpx
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from river import compose, datasets, linear_model, preprocessing
+from river import datasets
 
 from model_store.store import CheckpointStore
 from stream.publish import publish
+from tests.helpers.learning import learned, phishing_events, plain_river
 from tests.helpers.processes import Env, stop, wait_until, write_spec
 
 PROBE = [x for x, _ in datasets.Phishing().take(25)]
-
-
-def phishing_events(n: int) -> list[dict]:
-    return [{"features": x, "label": y} for x, y in datasets.Phishing().take(n)]
-
-
-def plain_river(events: list[dict]):
-    """The reference: a plain River prequential loop over the same events."""
-    model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression())
-    for e in events:
-        model.predict_one(e["features"])
-        model.learn_one(e["features"], e["label"])
-    return model
-
-
-def learned(store: CheckpointStore, name: str, n: int):
-    newest = store.fetch_latest(name)
-    return newest if newest and newest[0].n_learned == n else None
 
 
 def test_published_events_are_learned_checkpointed_and_served(env: Env, store: CheckpointStore, port: int):

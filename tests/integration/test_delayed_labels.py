@@ -18,14 +18,10 @@ from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, free_port
 from stream.publish import publish
 from tests.helpers.browser import chromium, screenshot
+from tests.helpers.learning import learned
 from tests.helpers.processes import ROOT, Env, stop, wait_until, write_spec
 
 ROWS = list(datasets.Phishing().take(400))
-
-
-def learned(store: CheckpointStore, name: str, n: int):
-    newest = store.fetch_latest(name)
-    return newest if newest and newest[0].n_learned == n else None
 
 
 def serving(base: str, name: str) -> int | None:

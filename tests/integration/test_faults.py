@@ -13,28 +13,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from river import compose, datasets, linear_model, preprocessing
+from river import datasets
 
 from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer, free_port
 from stream.publish import publish
+from tests.helpers.learning import learned, plain_river
 from tests.helpers.processes import Env, stop, wait_until, write_spec
 
 EVENTS = [{"features": x, "label": y} for x, y in datasets.Phishing().take(900)]
 PROBE = [e["features"] for e in EVENTS[:20]]
-
-
-def plain_river(events: list[dict]):
-    model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression())
-    for e in events:
-        model.predict_one(e["features"])
-        model.learn_one(e["features"], e["label"])
-    return model
-
-
-def learned(store: CheckpointStore, name: str, n: int):
-    newest = store.fetch_latest(name)
-    return newest if newest and newest[0].n_learned == n else None
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from river import compose, datasets, linear_model, preprocessing
+from river import datasets
 
 from model_store.settings import Settings
 from model_store.specs import ModelSpec
@@ -25,23 +25,11 @@ from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer
 from stream.publish import publish
 from stream.trainer import Trainer
+from tests.helpers.learning import learned, plain_river
 from tests.helpers.processes import SIGNING_KEY, wait_until
 
 EVENTS = [{"features": x, "label": y} for x, y in datasets.Phishing().take(1000)]
 PROBE = [e["features"] for e in EVENTS[:20]]
-
-
-def plain_river(events: list[dict]):
-    model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression())
-    for e in events:
-        model.predict_one(e["features"])
-        model.learn_one(e["features"], e["label"])
-    return model
-
-
-def learned(store: CheckpointStore, name: str, n: int):
-    newest = store.fetch_latest(name)
-    return newest if newest and newest[0].n_learned == n else None
 
 
 class Forks:

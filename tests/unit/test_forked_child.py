@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from stream.forked_child import ForkedChild
 from tests.helpers.processes import ROOT, wait_until
 
@@ -123,7 +121,6 @@ def test_the_child_runs_no_atexit_handler_of_the_parent(tmp_path: Path):
     assert not marker.exists()
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="Linux: parent death signal")
 def test_the_child_dies_with_a_sigkilled_parent(tmp_path: Path):
     script = tmp_path / "parent.py"
     script.write_text(
