@@ -21,7 +21,6 @@ import argparse
 import os
 import pickle
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -34,12 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 import river  # noqa: E402
-from kafka import TopicPartition  # noqa: E402
 from river import datasets  # noqa: E402
 
+from bench.report import write_heading_section  # noqa: E402
 from model_store.settings import Settings  # noqa: E402
 from model_store.specs import ModelSpec  # noqa: E402
 from model_store.store import CheckpointStore  # noqa: E402
+from stream.fetcher import Batch  # noqa: E402
 from stream.learner import Learner  # noqa: E402
 from stream.local_services import RedisServer  # noqa: E402
 from stream.trainer import Trainer  # noqa: E402
@@ -95,10 +95,21 @@ def run(mode: str, state: bytes, warm: int, events: list, store: CheckpointStore
     in_checkpoint = [0.0, 0]  # seconds the learning thread spent on checkpoints; call depth
     for method in ("checkpoint", "collect_checkpoint"):
         setattr(trainer, method, timed(getattr(trainer, method), in_checkpoint))
-    tp = TopicPartition(name, 0)
+    batches = [  # what the fetcher process hands the trainer, built before the clock starts
+        Batch(
+            name,
+            0,
+            [r.offset for r in chunk],
+            [r.key for r in chunk],
+            [r.value for r in chunk],
+            [r.timestamp for r in chunk],
+            None,
+        )
+        for chunk in (events[i : i + BATCH] for i in range(0, len(events), BATCH))
+    ]
     started, cpu_started = time.perf_counter(), time.thread_time()
-    for i in range(0, len(events), BATCH):
-        trainer.step({tp: events[i : i + BATCH]})
+    for batch in batches:
+        trainer.step([batch])
     elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
     spent = in_checkpoint[0]
     trainer.collect_checkpoint(wait=True)  # the last writer, after the measured stretch
@@ -195,17 +206,6 @@ def render(results: dict[str, list[dict]], warm: int, n_events: int, rounds: int
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section (up to the next '## ' heading), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", type=int, default=1500, help="events learned before measuring")
@@ -230,7 +230,9 @@ def main() -> int:
                     print(mode, {k: round(v, 3) for k, v in result.items()}, flush=True)
         finally:
             redis_server.stop()
-    write_section(args.out, render(results, args.warm, args.events, args.rounds, time.monotonic() - started))
+    write_heading_section(
+        args.out, SECTION, render(results, args.warm, args.events, args.rounds, time.monotonic() - started)
+    )
     print(f"wrote the checkpoint section of {args.out}")
     return 0
 

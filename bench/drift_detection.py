@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import random
-import re
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from river.datasets import synth
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_heading_section  # noqa: E402
 from model_store.feature_stats import psi, summarize  # noqa: E402
 from model_store.specs import ModelSpec  # noqa: E402
 from stream.learner import Learner  # noqa: E402
@@ -169,17 +169,6 @@ def render(seeds: int, drift_rows: list[str], data_rows: list[str], seconds: flo
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section (up to the next '## ' heading), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -188,7 +177,9 @@ def main() -> int:
     started = time.monotonic()
     drift_rows = concept_drift_rows(args.seeds)
     data_rows = data_drift_rows()
-    write_section(args.out, render(args.seeds, drift_rows, data_rows, time.monotonic() - started))
+    write_heading_section(
+        args.out, SECTION, render(args.seeds, drift_rows, data_rows, time.monotonic() - started)
+    )
     print(f"wrote the drift detection section of {args.out}")
     return 0
 

@@ -216,3 +216,15 @@ def write_section(path: Path, section: str) -> None:
         title, _, rest = text.partition("\n") if text.startswith("# ") else ("# Benchmarks", "", text)
         text = f"{title}\n\n{section}\n\n{rest.lstrip(chr(10))}"
     path.write_text(text.rstrip("\n") + "\n")
+
+
+def write_heading_section(path: Path, heading: str, section: str) -> None:
+    """Replace the section under ``heading`` (up to the next '## ' heading), or append it:
+    how the benchmarks written by hand-run scripts keep their part of the file."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")

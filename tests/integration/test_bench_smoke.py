@@ -46,3 +46,25 @@ def test_bench_smoke_reports_every_figure(tmp_path):
     assert figures["trainer_linear"]["extra"]["same_accuracy"]  # the trainer learned the very same events
     assert figures["checkpoint_arf"]["extra"]["pickle_bytes"] > 0
     assert doc.read_bytes() == before  # --smoke writes no doc
+
+
+def test_checkpoint_bench_drives_the_trainer_and_keeps_the_other_sections(tmp_path):
+    """``make bench-checkpoint`` at tiny sizes: it feeds the trainer the fetcher's batches and
+    replaces only its own section of the document."""
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Drift detection\n\nkept\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "checkpoint_fork.py"),
+            *("--warm", "100", "--events", "400", "--rounds", "1", "--out", str(doc)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-2000:]
+    text = doc.read_text()
+    assert "## Drift detection\n\nkept\n" in text
+    assert "## Checkpoints off the hot path" in text and "| forked, every 1 s |" in text
