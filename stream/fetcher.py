@@ -59,9 +59,6 @@ class Batch:
     def record(self, i: int) -> Record:
         return Record(self.offsets[i], self.keys[i], self.values[i], self.timestamps[i])
 
-    def records(self) -> list[Record]:
-        return [self.record(i) for i in range(len(self.offsets))]
-
 
 class FetcherError(RuntimeError):
     """The fetcher process could not reach Kafka, or died; the trainer starts another later."""
@@ -108,14 +105,6 @@ class Fetcher:
         assert self._process.stdin is not None
         self._process.stdin.write(pickle.dumps(config))
         self._process.stdin.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def get(self, timeout: float) -> list[Batch]:
         """The batches available now, waiting up to ``timeout`` for the first one.
@@ -247,7 +236,8 @@ def _consumer(
         **librdkafka_options(options),
     }
     consumer = Consumer(config, logger=log)
-    partitions: dict[tuple[str, int], Any] = {}
+    assignment: list[Any] = []
+    partitions: dict[tuple[str, int], Any] = {}  # for watermark lookups: no offset in them
     for topic, offsets in wanted.items():
         while True:
             if not running():
@@ -258,15 +248,10 @@ def _consumer(
                 break
             time.sleep(0.2)
         for p in sorted(found.partitions):
-            partitions[(topic, p)] = TopicPartition(topic, p, offsets.get(p, OFFSET_BEGINNING))
-    consumer.assign(list(partitions.values()))
-    return consumer, {where: _plain_tp(tp) for where, tp in partitions.items()}
-
-
-def _plain_tp(tp: Any) -> Any:
-    from confluent_kafka import TopicPartition
-
-    return TopicPartition(tp.topic, tp.partition)
+            assignment.append(TopicPartition(topic, p, offsets.get(p, OFFSET_BEGINNING)))
+            partitions[(topic, p)] = TopicPartition(topic, p)
+    consumer.assign(assignment)
+    return consumer, partitions
 
 
 def librdkafka_options(options: dict[str, Any]) -> dict[str, Any]:
