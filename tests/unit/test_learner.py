@@ -1,10 +1,11 @@
 import io
 import pickle
 
-from river import compose, datasets, linear_model, metrics, preprocessing
+import pytest
+from river import compose, datasets, linear_model, metrics, preprocessing, utils
 
 from model_store.specs import ModelSpec
-from stream.learner import Learner
+from stream.learner import Learner, WindowedMetric
 
 
 def modules_referenced(blob: bytes) -> set[str]:
@@ -61,3 +62,34 @@ def test_state_round_trips_and_references_only_river_and_builtins():
     restored = Learner.from_state(pickle.loads(blob))
     assert restored.n_learned == 100
     assert restored.metric_values() == learner.metric_values()
+
+
+@pytest.mark.parametrize("cls", [metrics.Accuracy, metrics.F1, metrics.MAE])
+def test_the_rolling_window_equals_river_rolling(cls):
+    events = [(x, y) for x, y in datasets.Phishing().take(300)]
+    pairs = [
+        (float(y), float(i % 3 == 0)) if cls is metrics.MAE else (y, i % 3 == 0)
+        for i, (_, y) in enumerate(events)
+    ]
+    window, river_rolling = WindowedMetric(cls, 50), utils.Rolling(cls, window_size=50)
+    for i, (y, y_pred) in enumerate(pairs):
+        river_rolling.update(y, y_pred)
+        window.extend([(y, y_pred)])
+        if i % 37 == 0:
+            assert window.get() == pytest.approx(river_rolling.get())
+    assert window.get() == pytest.approx(river_rolling.get())
+
+
+def test_a_checkpoint_with_river_rolling_metrics_still_loads():
+    """Checkpoints written before the learner kept its own windows hold utils.Rolling."""
+    learner = Learner.from_spec(spec())
+    for x, y in datasets.Phishing().take(100):
+        learner.learn_one(x, y)
+    state = learner.state()
+    rolling = utils.Rolling(metrics.Accuracy, window_size=50)
+    for y, y_pred in state["rolling"]["Accuracy"]["pairs"]:
+        rolling.update(y, y_pred)
+    state["rolling"] = {"Accuracy": rolling, "ROCAUC": utils.Rolling(metrics.ROCAUC, window_size=50)}
+    restored = Learner.from_state(pickle.loads(pickle.dumps(state)))
+    assert restored.metric_values()[1]["Accuracy"] == learner.metric_values()[1]["Accuracy"]
+    assert restored.rolling["ROCAUC"].size == 50

@@ -159,3 +159,31 @@ def test_error_rate_thresholds_are_validated_and_default_by_task():
     regression = spec(task="regression", pipeline=["linear_model.LinearRegression"], metrics=["MAE"])
     assert regression.error_rate.thresholds("regression") == (None, None)
     assert spec().error_rate.thresholds("classification") == (0.2, 0.3)
+
+
+def test_errors_appended_in_runs_equal_one_update_each():
+    rng = random.Random(5)
+    one, runs = ErrorWindows([7, 3, 10]), ErrorWindows([7, 3, 10])
+    for _ in range(40):
+        errors = [rng.random() for _ in range(rng.choice([0, 1, 2, 9, 10, 11, 12, 25]))]
+        for error in errors:
+            one.update(error)
+        runs.extend(errors)
+        assert runs.state() == one.state()
+        assert runs.values() == one.values()
+
+
+@pytest.mark.parametrize("detector", ["drift.ADWIN", "drift.binary.DDM"])
+def test_queued_scores_give_what_settling_after_every_event_gives(detector: str):
+    """The learner queues its scores for the monitors: the detections, their event numbers
+    and the windows are those of scoring each event at once (reading settles the queue)."""
+    queued = learn(Learner.from_spec(spec(drift={"detector": detector})), drifting())
+    at_once = Learner.from_spec(spec(drift={"detector": detector}))
+    for x, y in drifting():
+        at_once.learn_one(x, y)
+        assert at_once.monitors is not None  # reading settles
+    assert queued.monitors.detections, "the drift was not detected"
+    assert [d["n"] for d in queued.monitors.detections] == [d["n"] for d in at_once.monitors.detections]
+    assert queued.monitors.improvements == at_once.monitors.improvements
+    assert queued.monitors.error_rate() == at_once.monitors.error_rate()
+    assert queued.metric_values() == at_once.metric_values()
