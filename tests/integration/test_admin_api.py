@@ -63,8 +63,10 @@ def client(store: CheckpointStore, prefix: str) -> Iterator[TestClient]:
         yield c
 
 
-def served_version(client: TestClient) -> int:
-    return client.post("/models/clf/predict", json={"features": X}).json()["version"]
+def served_version(client: TestClient) -> int | None:
+    """The version that answers a prediction; None while the replica has none loaded (503)."""
+    reply = client.post("/models/clf/predict", json={"features": X})
+    return reply.json()["version"] if reply.status_code == 200 else None
 
 
 ADMIN_CALLS = [
