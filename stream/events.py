@@ -18,6 +18,9 @@ class LabelOnly(Exception):
         self.id = id_
         self.label = label
 
+    def __reduce__(self) -> tuple[type, tuple[str, Label]]:  # it crosses the fetcher's pipe
+        return LabelOnly, (self.id, self.label)
+
 
 class BadEvent(ValueError):
     """The message cannot be learned from; ``reason`` goes to the dead-letter topic."""
@@ -36,6 +39,22 @@ def _describe(error: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         fields.append(f"field '{where}': {err['msg']}")
     return "schema: " + "; ".join(fields)
+
+
+Decoded = tuple[dict, Label] | BadEvent | LabelOnly
+"""One message decoded: (features, label), or why it is not learned as it is."""
+
+
+def decode_many(values: list[bytes | None], task: Task) -> list[Decoded]:
+    """``decode`` for each value, in order, with the refusals as values (they pickle)."""
+    decoded: list[Decoded] = []
+    append = decoded.append
+    for raw in values:
+        try:
+            append(decode(raw, task))
+        except (BadEvent, LabelOnly) as exc:
+            append(exc.with_traceback(None))
+    return decoded
 
 
 def decode(raw: bytes | None, task: Task) -> tuple[dict, Label]:

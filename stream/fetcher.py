@@ -1,17 +1,21 @@
-"""Kafka fetching in a process of its own, so that parsing records uses the other core.
+"""Kafka fetching and event decoding in a process of its own, so that both use the other core.
 
 Fetching and parsing Kafka records costs about as much as River's ``learn_one`` for a
-linear model when done in Python (kafka-python: about 14 us a record). The fetcher
-process uses librdkafka (confluent-kafka), whose native threads parse about ten
-times faster, assigns the partitions, seeks where the trainer says, polls, and hands
-the trainer batches of raw values with their offsets through a pipe. Everything
+linear model when done in Python (kafka-python: about 14 us a record), and decoding
+an event's JSON and checking it against the schema a few more microseconds. The
+fetcher process uses librdkafka (confluent-kafka), whose native threads parse about
+ten times faster, assigns the partitions, seeks where the trainer says, polls,
+decodes the values of the event topics (``stream.events.decode_many``), and hands
+the trainer batches of raw values, decoded events and offsets through a pipe:
+unpickling a decoded event costs the trainer about a fifth of decoding it. Everything
 else (topics, producers, the CLI, the API's log) stays on kafka-python.
 
 The fetcher decides nothing: the trainer owns the offsets (they live in its
 checkpoints) and skips any record below the offset it expects, so a fetcher that
 dies and is started again from the trainer's offsets repeats and loses nothing.
 
-Keep this module light: the fetcher process imports it, and only confluent-kafka.
+Keep this module light: the fetcher process imports it, confluent-kafka and the
+event decoder only (stream.events: orjson, pydantic and the event schema).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from stream.events import decode_many
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,7 @@ class Batch:
     values: list[bytes | None]
     timestamps: list[int]
     highwater: int | None
+    events: list | None = None  # stream.events.Decoded per value, for an event topic
 
     def record(self, i: int) -> Record:
         return Record(self.offsets[i], self.keys[i], self.values[i], self.timestamps[i])
@@ -71,13 +78,21 @@ class Fetcher:
     import the trainer's ``__main__`` again (whatever script embeds a Trainer), and the
     pipe's own buffer bounds what is in flight (the fetcher blocks while the learner is
     the slow side). ``wanted`` maps each topic to {partition: next offset}; partitions
-    missing from it start at the beginning of the log.
+    missing from it start at the beginning of the log. ``decode`` maps the event topics
+    to their model's task: their batches arrive with ``events`` decoded.
     """
 
-    def __init__(self, bootstrap: str, options: dict[str, Any], wanted: dict[str, dict[int, int]]) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        options: dict[str, Any],
+        wanted: dict[str, dict[int, int]],
+        decode: dict[str, str] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.options = options
         self.wanted = wanted
+        self.decode = decode or {}
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
 
@@ -101,7 +116,7 @@ class Fetcher:
             os.close(write)
         self._conn = Connection(read, writable=False)
         # settings by stdin, not argv: they may carry Kafka credentials
-        config = (self.bootstrap, self.options, self.wanted, os.getpid())
+        config = (self.bootstrap, self.options, self.wanted, self.decode, os.getpid())
         assert self._process.stdin is not None
         self._process.stdin.write(pickle.dumps(config))
         self._process.stdin.close()
@@ -152,14 +167,14 @@ def main() -> None:
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher %(message)s")
-    bootstrap, options, wanted, parent = pickle.load(sys.stdin.buffer)
+    bootstrap, options, wanted, decode, parent = pickle.load(sys.stdin.buffer)
     out = Connection(int(sys.argv[1]), readable=False)
 
     def running() -> bool:
         return not stopping and os.getppid() == parent
 
     try:
-        fetch(bootstrap, options, wanted, out.send, running)
+        fetch(bootstrap, options, wanted, out.send, running, decode)
     except (BrokenPipeError, EOFError, OSError):
         pass  # the trainer closed its end: it is stopping or gone
 
@@ -170,8 +185,10 @@ def fetch(
     wanted: dict[str, dict[int, int]],
     send: Callable[[object], None],
     running: Callable[[], bool],
+    decode: dict[str, str] | None = None,
 ) -> None:
-    """Poll and forward until ``running`` says no (or the pipe breaks).
+    """Poll, decode the event topics' values (``decode``: topic -> task), and forward until
+    ``running`` says no (or the pipe breaks).
 
     librdkafka (confluent-kafka) fetches and parses in native threads: about ten times
     kafka-python's pure-Python rate, so this core is left to the broker and the learner.
@@ -187,7 +204,7 @@ def fetch(
         while running():
             messages = consumer.consume(num_messages=MAX_POLL_RECORDS, timeout=0.2)
             if messages:
-                send(_batches(consumer, messages, partitions))
+                send(_batches(consumer, messages, partitions, decode or {}))
     except (BrokenPipeError, OSError):
         raise
     except Exception as exc:
@@ -196,8 +213,11 @@ def fetch(
         consumer.close()
 
 
-def _batches(consumer: Any, messages: list, partitions: dict[tuple[str, int], Any]) -> list[Batch]:
-    """Group one poll's messages by partition, in order; errors are logged, not forwarded."""
+def _batches(
+    consumer: Any, messages: list, partitions: dict[tuple[str, int], Any], decode: dict[str, str]
+) -> list[Batch]:
+    """Group one poll's messages by partition, in order, decoding the event topics' values;
+    errors are logged, not forwarded."""
     batches: dict[tuple[str, int], Batch] = {}
     for message in messages:
         if message.error() is not None:
@@ -214,6 +234,9 @@ def _batches(consumer: Any, messages: list, partitions: dict[tuple[str, int], An
     for where, batch in batches.items():
         _low, high = consumer.get_watermark_offsets(partitions[where], cached=True)
         batch.highwater = high if high is not None and high >= 0 else None
+        task = decode.get(batch.topic)
+        if task is not None:
+            batch.events = decode_many(batch.values, task)  # type: ignore[arg-type]
     return list(batches.values())
 
 

@@ -146,7 +146,7 @@ class TrainerTelemetry:
         )
         self.learn_seconds = LatencyBuckets(
             "streamlearn_learn_seconds",
-            "Duration of one test-then-train step: predict, score, monitors, learn",
+            "Duration of one test-then-train step: predict, score, learn (one event in 16 is timed)",
             model,
             LEARN_BUCKETS,
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from model_store.settings import Settings
+from stream.events import BadEvent, LabelOnly
 from stream.fetcher import _batches, librdkafka_options
 
 
@@ -66,7 +69,7 @@ def test_messages_are_grouped_by_partition_in_order_and_errors_dropped():
         Message("t", 0, 6, b"z"),
         Message("t", 0, -1, None, error="broker transport failure"),
     ]
-    batches = _batches(Consumer(), messages, {("t", 0): "a", ("t", 1): "b"})
+    batches = _batches(Consumer(), messages, {("t", 0): "a", ("t", 1): "b"}, {})
     first, second = sorted(batches, key=lambda b: b.partition)
     assert (first.offsets, first.values, first.timestamps, first.highwater) == (
         [5, 6],
@@ -75,3 +78,23 @@ def test_messages_are_grouped_by_partition_in_order_and_errors_dropped():
         10,
     )
     assert (second.offsets, second.values, second.highwater) == ([7], [b"y"], None)
+
+
+def test_event_topics_arrive_decoded_and_the_refusals_survive_the_pipe():
+    good = b'{"features": {"a": 1.5, "b": "x"}, "label": true}'
+    label_only = b'{"id": "p-1", "label": false}'
+    messages = [
+        Message("events", 0, 0, good),
+        Message("events", 0, 1, b"{not json"),
+        Message("events", 0, 2, label_only),
+        Message("log", 0, 0, b"anything"),
+    ]
+    partitions = {("events", 0): "a", ("log", 0): "a"}
+    batches = _batches(Consumer(), messages, partitions, {"events": "classification"})
+    events, log = pickle.loads(pickle.dumps(sorted(batches, key=lambda b: b.topic)))
+    assert log.events is None and log.values == [b"anything"]
+    assert events.values == [good, b"{not json", label_only]
+    decoded, refused, label = events.events
+    assert decoded == ({"a": 1.5, "b": "x"}, True)
+    assert isinstance(refused, BadEvent) and refused.reason.startswith("not JSON")
+    assert isinstance(label, LabelOnly) and (label.id, label.label) == ("p-1", False)
