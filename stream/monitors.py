@@ -30,9 +30,8 @@ from stream.pipeline import build_detector
 
 MAX_DETECTIONS = 100
 
-Scored = tuple[Any, Any, "dict[str, Any] | None", int]
-"""One scored event as the learner queues it: (y_true, y_pred, per-metric predictions or
-None when every metric takes y_pred, the event's number)."""
+Scored = tuple[Any, Any, int]
+"""One scored event: (y_true, y_pred, the event's number)."""
 
 
 class ErrorWindows:
@@ -191,15 +190,15 @@ class Monitors:
 
     def update(self, y: Any, y_pred: Any, n: int) -> None:
         """Score one prediction; ``n`` is the event's number (events learned with it)."""
-        self.update_many([(y, y_pred, None, n)])
+        self.update_many([(y, y_pred, n)])
 
     def update_many(self, scored: Sequence[Scored]) -> None:
         """Score predictions in order, exactly as one ``update`` each would: the windows
         are brought up to each detection before it is judged."""
         if self._classification:
-            errors: list[Any] = [0 if y_pred == y else 1 for y, y_pred, _, _ in scored]
+            errors: list[Any] = [0 if y_pred == y else 1 for y, y_pred, _ in scored]
         else:
-            errors = [abs(y - y_pred) for y, y_pred, _, _ in scored]
+            errors = [abs(y - y_pred) for y, y_pred, _ in scored]
         detector = self.detector
         update = detector.update
         done = 0
@@ -208,7 +207,7 @@ class Monitors:
             if detector.drift_detected:
                 self.errors.extend(errors[done : i + 1])
                 done = i + 1
-                self._detected(scored[i][3])
+                self._detected(scored[i][2])
         self.errors.extend(errors[done:])
 
     def _detected(self, n: int) -> None:

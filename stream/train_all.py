@@ -39,7 +39,7 @@ from model_store.specs import ModelSpec, SpecError
 from model_store.store import CheckpointStore
 from stream.pipeline import validate_spec
 from stream.telemetry import serve_metrics
-from stream.trainer import Trainer
+from stream.trainer import Trainer, freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ def run_all(specs: Mapping[str, ModelSpec], settings: Settings, heartbeat: Path 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MergedRegistries([t.telemetry.registry for t in trainers.values()]))
     server = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    freeze_start_up_objects()
     log.info("training %d models in one process: %s", len(workers), ", ".join(specs))
     try:
         return supervise(workers, stop, heartbeat)

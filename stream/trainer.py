@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import gc
 import logging
 import signal
 import threading
@@ -34,10 +35,6 @@ from stream.reset import ResetRequests
 from stream.telemetry import TrainerTelemetry, serve_metrics
 
 log = logging.getLogger(__name__)
-
-TIMED_EVERY = 16
-"""One event in this many is timed for ``streamlearn_learn_seconds``: two clock reads and a
-histogram update per event would cost a tenth of a linear model's learning step."""
 
 WRITER_TIMEOUT = 60.0
 """Seconds the trainer waits for a forked checkpoint writer when it must (a forced checkpoint,
@@ -278,30 +275,25 @@ class Trainer:
 
     def _learn_run(self, batch: Batch, events: list[Decoded], start: int, stop: int) -> tuple[int, int]:
         """Test-then-train ``events[start:stop]``: (index after the last one handled, events
-        learned). A label-only event ends the run: learning its join counts one more event.
-        One event in ``TIMED_EVERY`` is timed for the learn-duration histogram."""
-        learner, timing, clock = self.learner, self.telemetry.learn_seconds, time.perf_counter
-        learn = learner.learn_one
-        learned = 0
-        for i in range(start, stop):
-            event = events[i]
-            if type(event) is tuple:
-                x, y = event
-                try:
-                    if learner.n_learned % TIMED_EVERY:
-                        learn(x, y)
-                    else:
-                        started = clock()
-                        learn(x, y)
-                        timing.add(clock() - started)
-                    learned += 1
-                except Exception as exc:  # the model refused this event: never stop the trainer
-                    self._dead_event(batch, i, f"model: {type(exc).__name__}: {exc}")
+        learned). The learner takes the events up to one it cannot learn; that one goes to
+        the dead-letter topic, or for a label-only event ends the run (learning its join
+        counts one more event toward a checkpoint)."""
+        learn_many, timer = self.learner.learn_many, self.telemetry.learn_seconds.add
+        i, learned = start, 0
+        while i < stop:
+            done, error = learn_many(events, i, stop, timer)
+            learned += done - i
+            if done == stop:
+                break
+            event = events[done]
+            if error is not None:  # the model refused this event: never stop the trainer
+                self._dead_event(batch, done, f"model: {type(error).__name__}: {error}")
             elif type(event) is LabelOnly:
-                self._label(event, batch.record(i), batch.partition)
-                return i + 1, learned
+                self._label(event, batch.record(done), batch.partition)
+                return done + 1, learned
             else:
-                self._dead_event(batch, i, event.reason)
+                self._dead_event(batch, done, event.reason)
+            i = done + 1
         return stop, learned
 
     def _dead_event(self, batch: Batch, i: int, reason: str) -> None:
@@ -452,6 +444,18 @@ class Trainer:
         return meta
 
 
+def freeze_start_up_objects() -> None:
+    """Move everything allocated so far (modules, clients, settings) out of the cyclic GC.
+
+    A trainer process holds far more start-up objects than its model, and every full
+    collection walked them all: about 45 ms each, 7% of the time a linear model learns.
+    Frozen, they are still freed by reference counting, only not scanned; the model,
+    restored after this, stays fully collected. It also spares the forked checkpoint
+    writers the copy-on-write of pages whose GC headers a collection would touch."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     """Entry point of ``streamlearn train``: SIGINT/SIGTERM only set a stop flag."""
     stop = threading.Event()
@@ -460,6 +464,7 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     store = CheckpointStore.from_settings(settings)
     trainer = Trainer(spec, settings, store)
     server = serve_metrics(trainer.telemetry.registry, settings.metrics_host, settings.metrics_port)
+    freeze_start_up_objects()
     try:
         trainer.run(stop)
     finally:

@@ -19,9 +19,9 @@ from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
+from stream.learner import TIMED_EVERY
 from stream.local_services import free_port
 from stream.publish import publish
-from stream.trainer import TIMED_EVERY
 from tests.helpers.browser import chromium, screenshot
 from tests.helpers.processes import Env, wait_until, write_spec
 from tests.helpers.prometheus import prometheus, query, sample

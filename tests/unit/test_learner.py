@@ -6,6 +6,7 @@ from river import compose, datasets, linear_model, metrics, preprocessing, utils
 
 from model_store.specs import ModelSpec
 from stream.learner import Learner, WindowedMetric
+from stream.monitors import Monitors
 
 
 def modules_referenced(blob: bytes) -> set[str]:
@@ -93,3 +94,54 @@ def test_a_checkpoint_with_river_rolling_metrics_still_loads():
     restored = Learner.from_state(pickle.loads(pickle.dumps(state)))
     assert restored.metric_values()[1]["Accuracy"] == learner.metric_values()[1]["Accuracy"]
     assert restored.rolling["ROCAUC"].size == 50
+
+
+class Refuses:
+    """A model that refuses any event with the feature 'bad'."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def predict_one(self, x: dict) -> float:
+        return float(len(self.seen))
+
+    def learn_one(self, x: dict, y: float) -> None:
+        if "bad" in x:
+            raise ValueError("bad feature")
+        self.seen.append(x)
+
+
+def test_learning_a_run_stops_at_what_is_not_an_event_and_at_a_refusal():
+    regressor = ModelSpec.model_validate(
+        {
+            "name": "r",
+            "topic": "r",
+            "task": "regression",
+            "pipeline": ["linear_model.LinearRegression"],
+            "metrics": ["MAE"],
+        }
+    )
+    rolling = {"MAE": WindowedMetric(metrics.MAE, 10)}
+    learner = Learner(Refuses(), {"MAE": metrics.MAE()}, rolling, 0, Monitors.from_spec(regressor))
+    events = [({"a": 1}, 1.0), ({"a": 2}, 2.0), "not an event", ({"bad": 1}, 0.0), ({"a": 3}, 3.0)]
+    assert learner.learn_many(events, 0, 5) == (2, None)
+    assert learner.learn_many(events, 2, 5) == (2, None)
+    stopped, error = learner.learn_many(events, 3, 5)
+    assert stopped == 3 and isinstance(error, ValueError)
+    assert learner.learn_many(events, 4, 5) == (5, None)
+    assert learner.n_learned == 3 and [x["a"] for x in learner.model.seen] == [1, 2, 3]
+    assert learner.learn_one({"a": 4}, 4.0) == 3.0  # a regressor's prediction, even 0.0, is returned
+    cumulative, _ = learner.metric_values()
+    # predictions 0, 1, 2, 3 for labels 1, 2, 3, 4: the refused event is in no metric
+    assert cumulative["MAE"] == 1.0 and learner.monitors.errors.n == 4
+    with pytest.raises(ValueError, match="bad feature"):
+        learner.learn_one({"bad": 2}, 0.0)
+    assert learner.n_learned == 4
+
+
+def test_one_event_in_sixteen_is_timed():
+    learner, timed = Learner.from_spec(spec()), []
+    events = [(x, y) for x, y in datasets.Phishing().take(100)]
+    for start in range(0, 100, 7):  # runs of any length: the count of events decides
+        learner.learn_many(events, start, min(start + 7, 100), timed.append)
+    assert len(timed) == len(range(0, 100, 16)) and all(t >= 0 for t in timed)
