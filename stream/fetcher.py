@@ -20,6 +20,7 @@ event decoder only (stream.events: orjson, pydantic and the event schema).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import pickle
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_POLL_RECORDS = 2000
 MAX_BATCHES_PER_GET = 16
+PIPE_BYTES = 4 * 1024 * 1024
 
 
 class Record(NamedTuple):
@@ -100,6 +102,7 @@ class Fetcher:
         if wanted is not None:
             self.wanted = wanted
         read, write = os.pipe()
+        _widen(write)
         root = str(Path(__file__).resolve().parents[1])
         env = {
             **os.environ,
@@ -156,6 +159,17 @@ class Fetcher:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+
+def _widen(fd: int) -> None:
+    """Let a whole poll's batches (about 0.3 KB a record) wait in the pipe: with Linux's
+    default 64 KiB the fetcher could only write on while the trainer read, so every
+    handover cost the trainer a few milliseconds of waiting (about 5% of its time)."""
+    try:
+        wanted = min(PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, wanted)
+    except (OSError, ValueError, AttributeError):  # not Linux, or refused: the default works, slower
+        pass
 
 
 # -- the fetcher process -------------------------------------------------------------
