@@ -35,6 +35,7 @@ class ResetRequests:
         interval: float = 0.5,
     ) -> None:
         self.name = spec.name
+        self.spec = spec
         self.store = store
         self.signing_key = signing_key
         self.clock = clock
@@ -58,11 +59,11 @@ class ResetRequests:
         return request
 
     def load(self, request: ResetRequest) -> Learner | None:
-        """Version N's learner (model, metrics, events learned); None, and the request dropped,
-        when that version cannot be loaded."""
+        """Version N's learner (model, metrics, events learned, monitors); None, and the
+        request dropped, when that version cannot be loaded."""
         try:
             meta, blob = self.store.fetch(self.name, request.version)
-            learner = Learner.from_state(load_state(meta, blob, self.signing_key))
+            learner = Learner.from_state(load_state(meta, blob, self.signing_key), self.spec)
         except (StoreError, IncompatibleSnapshot) as exc:
             log.error("%s: cannot reset to v%d, request dropped: %s", self.name, request.version, exc)
             self._drop(request, str(exc))

@@ -163,6 +163,9 @@ def test_reset_continues_from_version_n_with_the_current_offsets(env: Env, store
     )
     assert reset.parent == 1
     assert reset.n_learned == v1.n_learned  # N's events, plus the none learned since
+    # N's drift detector and error-rate windows go on too (they are part of its state)
+    scored_at_v1 = v1.monitors["error_rate"]["n"]
+    assert reset.monitors is not None and reset.monitors["error_rate"]["n"] == scored_at_v1
     assert reset.offsets == {0: 300}  # the current offsets are kept
     model_v1 = pickle.loads(store.fetch(name, 1)[1])["model"]
     assert [pickle.loads(blob)["model"].predict_proba_one(x) for x in PROBE] == [
@@ -174,6 +177,7 @@ def test_reset_continues_from_version_n_with_the_current_offsets(env: Env, store
     feed(env, store, PHISHING[300:500], 500)
     newest, blob = store.fetch_latest(name)
     assert newest.n_learned == v1.n_learned + 200  # N's events plus those learned since the reset
+    assert newest.monitors["error_rate"]["n"] == scored_at_v1 + 200
     assert (newest.version, newest.parent) == (6, 5) and store.meta(name, 5).parent == 4
     # events 100..300 are not learned again: the model is N's plus the events after the reset
     reference = plain_river(PHISHING[:100] + PHISHING[300:500])
