@@ -6,7 +6,7 @@ and ``streamlearn serve`` processes on temporary model YAMLs, repeats each figur
 reports medians; writes the "Service figures" section of docs/benchmarks.md unless
 ``--smoke`` (every figure at tiny sizes, seconds each, nothing written).
 
-Run: .venv/bin/python bench/run.py [--repeat 3] [--events 60000] [--smoke] [--json OUT]
+Run: .venv/bin/python bench/run.py [--repeat 5] [--events 60000] [--smoke] [--json OUT]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ GROUPS = ("trainer", "checkpoint", "serving")
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
-    repeat: int = 3
+    repeat: int = 5  # the shared VM moves single runs by up to 10%: 5 pairs steady the medians
     events: int = 200_000  # backlog of the linear and Hoeffding tree trainers: seconds of learning
     arf_events: int = 20_000  # ARF learns 0.6-2 k ev/s on 2 cores: 10-30 s, 10+ checkpoints
     wrk_seconds: float = 10.0
