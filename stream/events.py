@@ -46,7 +46,10 @@ Decoded = tuple[dict, Label] | BadEvent | LabelOnly
 
 
 def decode_many(values: list[bytes | None], task: Task) -> list[Decoded]:
-    """``decode`` for each value, in order, with the refusals as values (they pickle)."""
+    """``decode`` for each value, in order, with the refusals as values (they pickle).
+
+    Never raises: a value that breaks the decoder itself is refused with the error, or
+    the fetcher would stop on it, be started again at the same record, and stop again."""
     decoded: list[Decoded] = []
     append = decoded.append
     for raw in values:
@@ -54,6 +57,8 @@ def decode_many(values: list[bytes | None], task: Task) -> list[Decoded]:
             append(decode(raw, task))
         except (BadEvent, LabelOnly) as exc:
             append(exc.with_traceback(None))
+        except Exception as exc:
+            append(BadEvent(f"cannot decode: {type(exc).__name__}: {exc}"))
     return decoded
 
 

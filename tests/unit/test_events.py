@@ -1,7 +1,8 @@
 import orjson
 import pytest
 
-from stream.events import BadEvent, LabelOnly, decode
+import stream.events
+from stream.events import BadEvent, LabelOnly, decode, decode_many
 
 
 def raw(obj) -> bytes:
@@ -73,3 +74,19 @@ def test_label_only_event_with_an_id_is_announced_for_the_join():
 def test_label_only_event_still_needs_a_label_that_fits_the_task():
     with pytest.raises(BadEvent, match="does not fit a regression model"):
         decode(raw({"id": "p-1", "label": "high"}), "regression")
+
+
+def test_decoding_many_refuses_what_breaks_the_decoder_and_goes_on(monkeypatch: pytest.MonkeyPatch):
+    """The fetcher decodes: one value that makes the decoder itself fail must not stop it."""
+    real = stream.events.decode
+
+    def flaky(raw, task):
+        if raw == b"boom":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(raw, task)
+
+    monkeypatch.setattr(stream.events, "decode", flaky)
+    good = orjson.dumps({"features": {"a": 1.0}, "label": 1})
+    first, broken, last = decode_many([good, b"boom", good], "classification")
+    assert first == last == ({"a": 1.0}, 1)
+    assert isinstance(broken, BadEvent) and broken.reason.startswith("cannot decode: RecursionError")
