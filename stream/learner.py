@@ -1,11 +1,11 @@
 """Test-then-train, one event at a time, with no Kafka in it.
 
-``Learner.learn_one`` predicts, scores the prediction against the label (the
-cumulative prequential metrics), then learns: the metrics are honest because the
-model never saw the event it is scored on.
+``Learner.learn_many`` predicts each event, learns it, then scores the prediction made
+before learning against the label (the cumulative prequential metrics): the metrics
+are honest because the model never saw the event it is scored on.
 
-Only what the plain River loop does happens per event (``learn_many`` runs it over a
-batch with everything bound once). The rest of the scoring (the rolling-window
+Only what the plain River loop does happens per event, over a run of events with
+everything bound once. The rest of the scoring (the rolling-window
 metrics, the drift detector, the error-rate windows) is queued and applied in one
 pass when anything reads it, or every ``SETTLE_EVERY`` events: the same results in
 the same order, for a fraction of the per-event cost (SPEC section 6 compares the
