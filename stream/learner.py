@@ -65,10 +65,13 @@ class WindowedMetric:
         return {"metric": self.cls, "size": self.size, "pairs": list(self.pairs)}
 
     @classmethod
-    def from_state(cls, state: Any) -> WindowedMetric:
+    def from_state(cls, state: Any, size: int | None = None) -> WindowedMetric:
+        """The saved window, resized to ``size`` when given (its newest pairs kept)."""
         if isinstance(state, utils.Rolling):  # written before WindowedMetric: same pairs inside
-            return cls(type(state.obj), state.window_size, (args for args, _ in state.window))
-        return cls(state["metric"], state["size"], state["pairs"])
+            metric, saved, pairs = type(state.obj), state.window_size, [args for args, _ in state.window]
+        else:
+            metric, saved, pairs = state["metric"], state["size"], state["pairs"]
+        return cls(metric, size or saved, pairs)
 
 
 class Learner:
@@ -108,10 +111,12 @@ class Learner:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], spec: ModelSpec | None = None) -> Learner:
-        """Continue a checkpoint; with ``spec``, its monitors too (or fresh ones if it has none)."""
+        """Continue a checkpoint; with ``spec``, its monitors too (or fresh ones if it has none)
+        and its rolling window as long as the spec now says."""
         monitors = Monitors.from_state(state.get("monitors"), spec) if spec is not None else None
         sample = spec.data_drift.sample if spec is not None else DEFAULT_SAMPLE
-        rolling = {name: WindowedMetric.from_state(s) for name, s in state["rolling"].items()}
+        size = spec.rolling_window if spec is not None else None
+        rolling = {name: WindowedMetric.from_state(s, size) for name, s in state["rolling"].items()}
         return cls(state["model"], state["metrics"], rolling, state["n_learned"], monitors, sample)
 
     @property

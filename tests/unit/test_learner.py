@@ -145,3 +145,14 @@ def test_one_event_in_sixteen_is_timed():
     for start in range(0, 100, 7):  # runs of any length: the count of events decides
         learner.learn_many(events, start, min(start + 7, 100), timed.append)
     assert len(timed) == len(range(0, 100, 16)) and all(t >= 0 for t in timed)
+
+
+def test_a_restored_rolling_window_takes_the_length_the_spec_now_gives():
+    learner = Learner.from_spec(spec())  # rolling_window 50
+    for x, y in datasets.Phishing().take(100):
+        learner.learn_one(x, y)
+    state = pickle.loads(pickle.dumps(learner.state()))
+    shorter = Learner.from_state(state, spec().model_copy(update={"rolling_window": 20}))
+    kept = list(learner.rolling["Accuracy"].pairs)[-20:]
+    assert shorter.rolling["Accuracy"].size == 20 and list(shorter.rolling["Accuracy"].pairs) == kept
+    assert Learner.from_state(state).rolling["Accuracy"].size == 50  # no spec: as saved
