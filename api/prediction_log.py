@@ -5,7 +5,7 @@ A thread of the replica serialises what accumulated every few milliseconds and w
 one batch per write, into a pipe to a child process that owns the Kafka producer (the
 serving install's only Kafka client: a producer, never a consumer). kafka-python spends
 some 25-40 us of pure Python per record; in its own process that time no longer takes the
-GIL from requests. The child starts with the first record and is started again if it dies.
+GIL from requests. The child starts with the replica and is started again if it dies.
 
 If Kafka is slow or down the child drops and counts records, the pipe and then the deque
 fill, and further records are dropped and counted; logging resumes by itself when Kafka is
@@ -69,7 +69,7 @@ class PredictionLog:
 
     @property
     def connected(self) -> bool:
-        """The producer reached Kafka (false until the first record is logged)."""
+        """The producer process has a connection to Kafka (it starts with ``start``)."""
         return bool(self._shared[_CONNECTED])
 
     def start(self) -> None:
@@ -80,7 +80,9 @@ class PredictionLog:
         self._stop.set()
         self._thread.join(timeout)
         if self._child is not None:
-            self._child.join(timeout)
+            # A producer that never reached Kafka holds nothing to flush: do not wait for it
+            # to give up bootstrapping.
+            self._child.join(timeout if self.connected else 0.2)
             if self._child.is_alive():
                 self._child.terminate()
                 self._child.join(1.0)
@@ -94,6 +96,10 @@ class PredictionLog:
             self._pending.append((topic, key, record))
 
     def _run(self) -> None:
+        try:  # the producer starts with the replica: /readyz tells about Kafka before any prediction
+            self._child_pipe()
+        except (OSError, ValueError) as exc:
+            log.warning("prediction log: cannot start the producer process (%s); trying again later", exc)
         while True:
             if not self._pending:
                 if self._stop.is_set():

@@ -75,3 +75,15 @@ def test_a_producer_process_that_dies_is_replaced(kafka: KafkaServer, prefix: st
         wait_until(delivered, timeout=60, interval=0.5, what="a new producer process")
     finally:
         log.stop()
+
+
+def test_readiness_tells_about_kafka_before_the_first_prediction(kafka: KafkaServer):
+    log = PredictionLog(kafka.bootstrap, {})
+    assert not log.connected
+    log.start()
+    try:
+        wait_until(lambda: log.connected, timeout=60, what="the producer connected with no record logged")
+        assert log.sent == 0 and log.dropped == 0
+    finally:
+        log.stop()
+    assert not log._child.is_alive()
