@@ -16,26 +16,13 @@ from api.main import create_app
 from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
-from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from tests.helpers.processes import wait_until
 from tests.helpers.prometheus import sample
+from tests.integration.test_api import spec
 
 ROWS = list(datasets.Phishing().take(300))
 KEY = "predict-secret"
-
-
-def spec(name: str, task: str = "classification") -> ModelSpec:
-    final = "linear_model.LogisticRegression" if task == "classification" else "linear_model.LinearRegression"
-    return ModelSpec.model_validate(
-        {
-            "name": name,
-            "topic": name,
-            "task": task,
-            "pipeline": ["preprocessing.StandardScaler", final],
-            "metrics": ["Accuracy" if task == "classification" else "MAE"],
-        }
-    )
 
 
 class LogRecords:
