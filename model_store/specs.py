@@ -28,6 +28,9 @@ from model_store.events import Task
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+DEFAULT_METRICS: dict[str, list[str]] = {"classification": ["Accuracy"], "regression": ["MAE"]}
+"""What a model YAML without ``metrics`` is scored with, per task."""
+
 
 class SpecError(ValueError):
     """A model YAML is unreadable or invalid; the message names the file and the field."""
@@ -166,7 +169,9 @@ class ModelSpec(BaseModel):
         "a one-key {class path: params} mapping.",
     )
     metrics: list[str] = Field(
-        min_length=1, description="river.metrics class names; the first is the main metric."
+        min_length=1,
+        description="river.metrics class names; the first is the main metric. "
+        "Default: [Accuracy] for classification, [MAE] for regression.",
     )
     rolling_window: int = Field(default=1000, ge=1)
     checkpoint: CheckpointPolicy = CheckpointPolicy()
@@ -182,6 +187,14 @@ class ModelSpec(BaseModel):
     def source(self) -> str:
         """The YAML file this spec came from, for error messages."""
         return str(self._source) if self._source else f"model '{self.name}'"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metrics(cls, raw: Any) -> Any:
+        """Fill in the task's default metrics when the YAML names none (an empty list stays an error)."""
+        if isinstance(raw, dict) and raw.get("metrics") is None and raw.get("task") in DEFAULT_METRICS:
+            return {**raw, "metrics": list(DEFAULT_METRICS[raw["task"]])}
+        return raw
 
     @field_validator("name", "topic")
     @classmethod

@@ -89,3 +89,29 @@ def test_yaml_errors_name_file_and_field(tmp_path):
     path.write_text("name: x\ntopic: x\ntask: clustering\npipeline: [a.B]\nmetrics: [Accuracy]\n")
     with pytest.raises(SpecError, match=r"bad\.yaml: field 'task'"):
         load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("task", "final", "main"),
+    [
+        ("classification", "linear_model.LogisticRegression", "Accuracy"),
+        ("regression", "linear_model.LinearRegression", "MAE"),
+    ],
+)
+def test_a_yaml_without_metrics_gets_the_task_default(tmp_path, task, final, main):
+    path = tmp_path / "m.yaml"
+    path.write_text(f"name: m\ntopic: m\ntask: {task}\npipeline: [{final}]\n")
+    loaded = load_spec(path)
+    assert loaded.metrics == [main]
+    validate_spec(loaded)  # the default fits the task
+
+
+def test_unknown_or_empty_metrics_stay_errors(tmp_path):
+    with pytest.raises(SpecError, match="'Acuracy' is not a river.metrics class"):
+        validate_spec(spec(metrics=["Acuracy"]))
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "name: m\ntopic: m\ntask: classification\npipeline: [linear_model.LogisticRegression]\nmetrics: []\n"
+    )
+    with pytest.raises(SpecError, match="field 'metrics'"):
+        load_spec(path)
