@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -145,6 +146,22 @@ def run_demo(args: argparse.Namespace) -> int:
                     flush=True,
                 )
         first = next(iter(specs))
+        cli_env = {
+            k: env[k]
+            for k in (
+                "STREAMLEARN_REDIS_URL",
+                "STREAMLEARN_KEY_PREFIX",
+                "STREAMLEARN_SIGNING_KEY",
+                "STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS",
+                "STREAMLEARN_MODELS_DIR",
+            )
+        }
+        print(
+            "\nIn another shell, these point streamlearn at the demo's Redis, key prefix and Kafka\n"
+            f"(then e.g. `streamlearn versions {first}`, `streamlearn rollback {first} --to N`):\n"
+            + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in cli_env.items()),
+            flush=True,
+        )
         print(
             f"\nAPI:        {base}/docs\n"
             f"models:     {base}/models\n"

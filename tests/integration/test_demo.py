@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -42,6 +43,22 @@ def test_demo_learns_serves_scores_served_predictions_and_stops_on_ctrl_c():
         assert "phishing v" in status and "trump_approval v" in status, status
         assert f"dashboard:  http://127.0.0.1:{port}/dashboard" in "".join(lines)
         assert httpx.get(f"http://127.0.0.1:{port}/dashboard", timeout=5).status_code == 200
+        # The printed export lines point the CLI at the demo's Redis and key prefix.
+        exports = dict(
+            line.removeprefix("export ").strip().split("=", 1) for line in lines if line.startswith("export ")
+        )
+        assert {"STREAMLEARN_REDIS_URL", "STREAMLEARN_KEY_PREFIX"} <= exports.keys(), "".join(lines[:40])
+        cli_env = {**env, **{k: shlex.split(v)[0] for k, v in exports.items()}}
+        listed = subprocess.run(
+            [sys.executable, "-m", "model_store.cli", "versions", "phishing"],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert "SERVED" in listed.stdout and "latest" in listed.stdout, listed.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=90)
