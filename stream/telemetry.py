@@ -144,6 +144,18 @@ class TrainerTelemetry:
             ["model", "reason"],
             registry=r,
         )
+        self._dead_failed = Counter(
+            "streamlearn_dead_letters_failed",
+            "Dead letters Kafka refused or did not acknowledge (each is retried; checkpoints wait)",
+            ["model"],
+            registry=r,
+        ).labels(model)
+        self._dead_unacked = Gauge(
+            "streamlearn_dead_letters_unacknowledged",
+            "Dead letters not acknowledged yet at the last checkpoint attempt; above 0 holds checkpoints",
+            ["model"],
+            registry=r,
+        ).labels(model)
         self.learn_seconds = LatencyBuckets(
             "streamlearn_learn_seconds",
             "Duration of one test-then-train step: predict, score, learn (one event in 16 is timed)",
@@ -204,6 +216,12 @@ class TrainerTelemetry:
         if learned:
             self.learned.inc(learned)
         self._since_point += consumed
+
+    def dead_letter_failed(self) -> None:
+        self._dead_failed.inc()
+
+    def dead_letters_unacknowledged(self, n: int) -> None:
+        self._dead_unacked.set(n)
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(self.spec.name, reject_reason(reason)).inc()

@@ -28,7 +28,7 @@ from stream.events import Decoded, LabelOnly, decode_many
 from stream.fetcher import Batch, Fetcher, FetcherError, Record
 from stream.forked_child import ForkedChild, can_fork
 from stream.joiner import Joined, Unjoinable
-from stream.kafka_io import ensure_topics, make_producer
+from stream.kafka_io import ensure_dead_letter_topic, ensure_topics, make_producer
 from stream.learner import Learner
 from stream.pipeline import validate_spec
 from stream.reset import ResetRequests
@@ -158,11 +158,19 @@ class Trainer:
         while not stop.is_set():
             try:
                 options = self.settings.kafka_client_options()
-                topics = {self.spec.topic: self.spec.partitions, self.spec.dlq_topic: 1}
+                topics = {self.spec.topic: self.spec.partitions}
                 if self.delayed is not None:
                     topics[self.delayed.topic] = self.spec.partitions
                 ensure_topics(bootstrap, topics, **options)
-                return make_producer(bootstrap, **options)
+                dlq = self.spec.dlq_topic
+                dlq_bytes = ensure_dead_letter_topic(bootstrap, self.spec.topic, dlq, **options)
+                # A dead letter as large as its topic takes must not be refused by the producer first.
+                # Not idempotent: kafka-python's idempotent producer turns one record the broker
+                # refuses as too large into a fatal state that fails every later send, and dead
+                # letters are at-least-once anyway (re-sent after a crash, and on a refusal).
+                return make_producer(
+                    bootstrap, max_request_size=dlq_bytes, enable_idempotence=False, **options
+                )
             except KafkaError as exc:
                 log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
                 stop.wait(delay)
@@ -186,7 +194,7 @@ class Trainer:
         producer = self._connect(stop)
         if producer is None:
             return
-        self.dead_letters = DeadLetters(producer, self.spec.dlq_topic)
+        self.dead_letters = DeadLetters(producer, self.spec.dlq_topic, self.telemetry.dead_letter_failed)
         fetcher = Fetcher(
             self.settings.kafka_bootstrap_servers,
             self.settings.kafka_client_options(),
@@ -364,8 +372,14 @@ class Trainer:
         now = self.clock()
         if not force and now < self._retry_at:
             return None
+        if self.dead_letters is not None and (why := self.dead_letters.settle()) is not None:
+            # no version may include the offset of a message whose dead letter could be lost
+            log.error("%s: checkpoint held back: %s; retrying in 1 s", self.spec.name, why)
+            self.telemetry.dead_letters_unacknowledged(self.dead_letters.unacknowledged)
+            self._retry_at = now + 1.0
+            return None
         if self.dead_letters is not None:
-            self.dead_letters.flush()  # a checkpoint must not include offsets whose DLQ copy may be lost
+            self.telemetry.dead_letters_unacknowledged(0)
         if self.delayed is not None:
             extra_state, extra_meta = self.delayed.state(), self.delayed.meta_fields()
         else:
