@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from model_store.keys import ModelKeys, models_index
-from model_store.redis_client import redis_client
+from model_store.redis_client import TIMEOUTS, redis_client
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, sign
 
@@ -61,28 +62,38 @@ class ResetRequest(BaseModel):
 class CheckpointStore:
     """Read and write one deployment's checkpoints (sync client; the API calls it off-loop)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "streamlearn", url: str | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "streamlearn",
+        connect: Callable[[], redis.Redis] | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
-        self.url = url
+        self._connect = connect
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "streamlearn") -> CheckpointStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix, url)
+        def connect() -> redis.Redis:
+            return redis.Redis.from_url(url, **TIMEOUTS)
 
-    def with_own_pool(self) -> CheckpointStore:
-        """The same store over a connection pool of its own (a store made from a client, without
-        a URL, returns itself).
-
-        The trainer writes checkpoints through one, from its thread and from the children it
-        forks: a forked child inherits every lock as it was at the fork, and a pool that other
-        threads use (``train --all`` shares one store) may be locked by one of them then."""
-        return self if self.url is None else CheckpointStore.from_url(self.url, self.prefix)
+        return cls(connect(), prefix, connect)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckpointStore:
         """The store of a deployment: its Redis (one URL, or through Sentinel) and key prefix."""
-        return cls(redis_client(settings), settings.key_prefix)
+        return cls(redis_client(settings), settings.key_prefix, partial(redis_client, settings))
+
+    def with_own_pool(self) -> CheckpointStore:
+        """The same store over a connection pool of its own (a store made from a bare client,
+        without ``connect``, returns itself).
+
+        The trainer writes checkpoints through one, from its thread and from the children it
+        forks: a forked child inherits every lock as it was at the fork, and a pool that other
+        threads use (``train --all`` shares one store) may be locked by one of them then."""
+        if self._connect is None:
+            return self
+        return CheckpointStore(self._connect(), self.prefix, self._connect)
 
     def keys(self, model: str) -> ModelKeys:
         return ModelKeys(self.prefix, model)

@@ -138,8 +138,8 @@ class StallingStore(CheckpointStore):
     queued, EXEC not sent), writes its pid to ``stalled`` and waits to be killed."""
 
     def __init__(self, url: str, prefix: str, stall: Path, stalled: Path) -> None:
-        super().__init__(CheckpointStore.from_url(url, prefix).client, prefix, url)
-        self.stall, self.stalled, self.owner = stall, stalled, os.getpid()
+        super().__init__(CheckpointStore.from_url(url, prefix).client, prefix)
+        self.url, self.stall, self.stalled, self.owner = url, stall, stalled, os.getpid()
 
     def with_own_pool(self) -> StallingStore:
         return StallingStore(self.url, self.prefix, self.stall, self.stalled)

@@ -6,6 +6,7 @@ import threading
 import pytest
 from river import linear_model
 
+from model_store.settings import Settings
 from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, dump_state, load_state
 from model_store.store import CheckpointStore, VersionNotFound
 
@@ -124,3 +125,14 @@ def test_snapshot_from_another_river_is_refused(store: CheckpointStore):
     published = store.publish(meta(river_version="0.1.0"), blob(), keep=3)
     with pytest.raises(IncompatibleSnapshot, match="River 0.1.0"):
         load_state(*store.fetch("m", published.version), None)
+
+
+def test_a_store_from_settings_gives_writers_a_pool_of_their_own(redis_server, prefix):
+    """What train --all's forked writers rely on: not the pool the trainer threads share."""
+    shared = CheckpointStore.from_settings(Settings(redis_url=redis_server.url, key_prefix=prefix))
+    own = shared.with_own_pool()
+    assert own is not shared and own.prefix == prefix
+    assert own.client.connection_pool is not shared.client.connection_pool
+    assert own.client.ping() and own.with_own_pool().client.connection_pool is not own.client.connection_pool
+    bare = CheckpointStore(shared.client, prefix)
+    assert bare.with_own_pool() is bare  # nothing to connect with: documented as itself
