@@ -56,7 +56,7 @@ lint: python-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Service figures of SPEC section 6 as ratios against baselines of the same run -> docs/benchmarks.md.
+# Service figures (the performance bars) as ratios against baselines of the same run -> docs/benchmarks.md.
 # Starts its own Kafka and Redis; BENCH_ARGS e.g. "--repeat 5" or "--smoke" (no doc written).
 bench: deps
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -47,7 +47,6 @@ class ModelManager:
         self._served: dict[str, Served] = {}
         self.problems: dict[str, str] = {name: "not loaded yet" for name in specs}
         self.store_reachable = False
-        self.refused_total = 0
         self._refused: dict[str, int] = {}  # model -> version refused, not retried
         self.refused: dict[str, int] = {}  # per model, for Prometheus
         self._lock = threading.Lock()  # serialises loaders, never taken by requests
@@ -76,7 +75,6 @@ class ModelManager:
                 meta, blob = self.store.fetch(name, pointer.version)
                 state = load_state(meta, blob, self.signing_key)
             except IncompatibleSnapshot as exc:
-                self.refused_total += 1
                 self._refused[name] = pointer.version
                 self.refused[name] = self.refused.get(name, 0) + 1
                 self.problems[name] = f"refused snapshot: {exc}"

@@ -4,7 +4,7 @@ The request path only appends the record to a bounded deque: no lock, no thread 
 A thread of the replica serialises what accumulated every few milliseconds and writes it,
 one batch per write, into a pipe to a child process that owns the Kafka producer (the
 serving install's only Kafka client: a producer, never a consumer). kafka-python spends
-some 25-40 us of pure Python per record; in its own process that time no longer takes the
+tens of microseconds of pure Python per record; in its own process that time no longer takes the
 GIL from requests. The child starts with the replica and is started again if it dies.
 
 If Kafka is slow or down the child drops and counts records, the pipe and then the deque

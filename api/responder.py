@@ -51,7 +51,7 @@ class Responder:
             "ts": time.time(),
             **result,
         }
-        self.prediction_log.submit(topic, id_, record)  # type: ignore[union-attr]
+        self.prediction_log.submit(topic, id_, record)
 
     def answer(
         self, served: Served, features: dict, id_: str | None, result: dict[str, Any], started: float

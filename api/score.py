@@ -28,7 +28,7 @@ def score_rows(
             features = {k: v for k, v in row.items() if k != label_column}
         line: dict[str, Any] = {"row": n, "version": version}
         try:
-            line.update(predict_features(model, task, features))  # type: ignore[arg-type]
+            line.update(predict_features(model, task, features))
             scored += 1
         except UnusableFeatures as exc:
             line["error"] = str(exc)

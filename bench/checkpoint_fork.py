@@ -197,7 +197,7 @@ def render(results: dict[str, list[dict]], warm: int, n_events: int, rounds: int
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
-            "SPEC section 6 asks for at least 0.95 (wall clock) with a checkpoint every second. On a "
+            "The bar asks for at least 0.95 (wall clock) with a checkpoint every second. On a "
             "shared machine the wall-clock ratios move by several percent from run to run: while "
             "another process holds one of the two vCPUs, the forked child shares the trainer's. "
             "The CPU-rate ratio is what checkpoints take from the learning thread itself.",

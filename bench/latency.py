@@ -100,7 +100,7 @@ def produce_to_servable(
                 f"marker at offset {last} to be served",
             )
             replica.check()
-            latencies = [served.first_past(offset, t0) - t0 for t0, offset in sent]  # type: ignore[operator]
+            latencies = [served.first_past(offset, t0) - t0 for t0, offset in sent]
             all_latencies += latencies
             p50s.append(percentile(latencies, 50))
             p99s.append(percentile(latencies, 99))

@@ -160,7 +160,7 @@ def print_table(figures: list[Figure]) -> None:
         for row in [COLUMNS, *rows(figures)]:
             print(" | ".join(row))
         return
-    table = Table(title="streamlearn service figures (SPEC section 6)")
+    table = Table(title="streamlearn service figures (the performance bars)")
     for column in COLUMNS:
         table.add_column(column)
     for row in rows(figures):

@@ -1,4 +1,4 @@
-"""Service benchmark (``make bench``): every SPEC section 6 figure, each as a ratio against a
+"""Service benchmark (``make bench``): every performance bar, each as a ratio against a
 baseline measured in the same run on the same machine, or as a latency held to its bar.
 
 Starts its own Kafka and redis-server on free ports, runs the real ``streamlearn train``

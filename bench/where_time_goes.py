@@ -1,6 +1,6 @@
 """Where the trainer's time goes per event, without Kafka: one interpreter, the same events.
 
-The trainer-rate bars of SPEC section 6 compare the trainer with a plain River loop
+The trainer-rate bars (docs/benchmarks.md) compare the trainer with a plain River loop
 over events decoded up front. This splits the gap into the steps of the trainer's
 learning thread, each a loop over the same Phishing events (cycled), alternating the
 variants so that machine noise hits them alike:

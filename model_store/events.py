@@ -1,4 +1,4 @@
-"""The labeled event of SPEC section 3: the Kafka message value every producer writes."""
+"""The labeled event (README, "The event"): the Kafka message value every producer writes."""
 
 from __future__ import annotations
 
@@ -52,4 +52,4 @@ def clean_features(features: dict[str, FeatureValue]) -> dict[str, float | int |
     """Drop null features: River treats an absent feature as missing, which null means."""
     if None in features.values():
         return {k: v for k, v in features.items() if v is not None}
-    return features  # type: ignore[return-value]
+    return features

@@ -17,7 +17,7 @@ STATE_ORDER: dict[str, int] = {"ok": 0, "warning": 1, "alert": 2}
 def worst(*states: str | None) -> State:
     """The most severe of some monitor states (ok < warning < alert)."""
     known = [s for s in states if s in STATE_ORDER]
-    return max(known, key=STATE_ORDER.__getitem__, default="ok")  # type: ignore[return-value]
+    return max(known, key=STATE_ORDER.__getitem__, default="ok")
 
 
 class Detection(BaseModel):

@@ -196,19 +196,6 @@ class Checkpointer:
             self.auto_rollback.after_checkpoint(meta, published.served_before)
         return meta
 
-    def publish(
-        self,
-        learner: Learner,
-        offsets: dict[int, int],
-        reset: ResetRequest | None = None,
-        extra_state: dict | None = None,
-        **meta_fields: Any,
-    ) -> SnapshotMeta:
-        """Publish a version inline (all three steps); the promotion gate decides whether it is
-        served (a reset always is)."""
-        prepared = self.prepare(learner, offsets, reset, extra_state, **meta_fields)
-        return self.finish(self.write(prepared), prepared.bigger_is_better)
-
     def _feature_stats_due(self, learner: Learner) -> bool:
         """Summarise the last events learned once enough arrived since a (re)start, and again
         after a quarter of the sample is new (otherwise a version carries the last summary)."""

@@ -31,7 +31,6 @@ class DelayedLabels:
         self.joiner = Joiner(int(config.max_age_seconds * 1000), config.max_pending, state.get("joiner"))
         self.scores = ServedScores(spec, state.get("served"))
         self.offsets: dict[int, int] = dict(prediction_offsets or {})
-        self.bad_log_records = 0
 
     @property
     def topic(self) -> str:
@@ -58,7 +57,6 @@ class DelayedLabels:
                 if not isinstance(id_, str) or not isinstance(features, dict):
                     raise TypeError("id must be a string and features an object")
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                self.bad_log_records += 1
                 log.warning("%s: unreadable prediction log record at %d: %s", self.topic, record.offset, exc)
                 continue
             done = self.joiner.add_prediction(

@@ -135,5 +135,5 @@ def decode_validated(raw: bytes, task: Task) -> tuple[dict, Label]:
     if not label_fits(task, event.label):
         raise BadEvent(f"label {event.label!r} ({type(event.label).__name__}) does not fit a {task} model")
     if event.features is None:
-        raise LabelOnly(event.id, event.label)  # type: ignore[arg-type]
+        raise LabelOnly(event.id, event.label)
     return clean_features(event.features), event.label

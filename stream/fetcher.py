@@ -1,13 +1,13 @@
 """Kafka fetching and event decoding in a process of its own, so that both use the other core.
 
 Fetching and parsing Kafka records costs about as much as River's ``learn_one`` for a
-linear model when done in Python (kafka-python: about 14 us a record), and decoding
-an event's JSON and checking it against the schema a few more microseconds. The
-fetcher process uses librdkafka (confluent-kafka), whose native threads parse about
-ten times faster, assigns the partitions, seeks where the trainer says, polls,
+linear model when done in Python, and decoding an event's JSON and checking it against
+the schema costs more on top (docs/benchmarks.md has the figures). The fetcher process
+uses librdkafka (confluent-kafka), whose native threads parse far faster, assigns the
+partitions, seeks where the trainer says, polls,
 decodes the values of the event topics (``stream.events.decode_many``), and hands
 the trainer batches of raw values, decoded events and offsets through a pipe:
-unpickling a decoded event costs the trainer about a fifth of decoding it. Everything
+unpickling a decoded event costs the trainer a fraction of decoding it. Everything
 else (topics, producers, the CLI, the API's log) stays on kafka-python.
 
 The fetcher decides nothing: the trainer owns the offsets (they live in its
@@ -164,7 +164,7 @@ class Fetcher:
 def _widen(fd: int) -> None:
     """Let a whole poll's batches (about 0.3 KB a record) wait in the pipe: with Linux's
     default 64 KiB the fetcher could only write on while the trainer read, so every
-    handover cost the trainer a few milliseconds of waiting (about 5% of its time)."""
+    handover made the trainer wait (docs/benchmarks.md)."""
     try:
         wanted = min(PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, wanted)
@@ -204,8 +204,8 @@ def fetch(
     """Poll, decode the event topics' values (``decode``: topic -> task), and forward until
     ``running`` says no (or the pipe breaks).
 
-    librdkafka (confluent-kafka) fetches and parses in native threads: about ten times
-    kafka-python's pure-Python rate, so this core is left to the broker and the learner.
+    librdkafka (confluent-kafka) fetches and parses in native threads, far faster than
+    kafka-python's pure Python, so this core is left to the broker and the learner.
     It reconnects by itself when the broker goes away."""
     try:
         consumer, partitions = _consumer(bootstrap, options, wanted, running)
@@ -250,7 +250,7 @@ def _batches(
         batch.highwater = high if high is not None and high >= 0 else None
         task = decode.get(batch.topic)
         if task is not None:
-            batch.events = decode_many(batch.values, task)  # type: ignore[arg-type]
+            batch.events = decode_many(batch.values, task)
     return list(batches.values())
 
 

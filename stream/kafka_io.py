@@ -1,10 +1,10 @@
-"""kafka-python wiring: topics, a consumer that owns every partition, producers."""
+"""kafka-python wiring: topics (the dead-letter topic sized to its source) and producers."""
 
 from __future__ import annotations
 
 import logging
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -74,21 +74,6 @@ def ensure_dead_letter_topic(bootstrap: str, source: str, dlq: str, **options: o
             limit,
         )
     return actual
-
-
-def make_consumer(bootstrap: str, **options: object) -> KafkaConsumer:
-    """A consumer without a group: the trainer assigns partitions itself and keeps its
-    offsets in its checkpoints, never in Kafka (exactly-once learning, SPEC section 4)."""
-    return KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        client_id="streamlearn-trainer",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_bytes=16 * 1024 * 1024,
-        **options,
-    )
 
 
 def make_producer(bootstrap: str, **overrides: object) -> KafkaProducer:

@@ -8,7 +8,7 @@ Only what the plain River loop does happens per event, over a run of events with
 everything bound once. The rest of the scoring (the rolling-window
 metrics, the drift detector, the error-rate windows) is queued and applied in one
 pass when anything reads it, or every ``SETTLE_EVERY`` events: the same results in
-the same order, for a fraction of the per-event cost (SPEC section 6 compares the
+the same order, for a fraction of the per-event cost (docs/benchmarks.md compares the
 trainer with the plain loop).
 """
 
@@ -36,10 +36,10 @@ histogram update per event would cost a tenth of a linear model's learning step.
 class WindowedMetric:
     """A metric over the last ``size`` scored events, computed when read.
 
-    River's ``utils.Rolling`` updates and reverts its metric at every event (about 2 us
-    a metric). The trainer reads a rolling value about twice a second, so keeping the
-    (y_true, y_pred) pairs and replaying them into a fresh metric when read is cheaper
-    at any rate that matters, and exact (nothing is reverted)."""
+    River's ``utils.Rolling`` updates and reverts its metric at every event. The trainer
+    reads a rolling value about twice a second, so keeping the (y_true, y_pred) pairs and
+    replaying them into a fresh metric when read is cheaper at any rate that matters, and
+    exact (nothing is reverted)."""
 
     def __init__(self, cls: type[metrics.base.Metric], size: int, pairs: Iterable[tuple] = ()) -> None:
         self.cls = cls

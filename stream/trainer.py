@@ -306,7 +306,7 @@ class Trainer:
 
     def _dead_event(self, batch: Batch, i: int, reason: str) -> None:
         self.telemetry.rejected(reason)
-        self.dead_letters.send(  # type: ignore[union-attr]
+        self.dead_letters.send(
             batch.values[i], batch.keys[i], reason, self.spec.topic, batch.partition, batch.offsets[i]
         )
 
@@ -334,7 +334,7 @@ class Trainer:
             log.warning("%s: joined event %s not learned: %s", self.spec.name, joined.id, exc)
             return
         try:
-            self.delayed.scored(joined)  # type: ignore[union-attr]
+            self.delayed.scored(joined)
         except Exception as exc:  # a label the metric cannot score: learned, not scored; never stop
             log.warning("%s: served prediction %s not scored: %s", self.spec.name, joined.id, exc)
         self.due.events += 1
@@ -462,7 +462,7 @@ def freeze_start_up_objects() -> None:
     """Move everything allocated so far (modules, clients, settings) out of the cyclic GC.
 
     A trainer process holds far more start-up objects than its model, and every full
-    collection walked them all: about 45 ms each, 7% of the time a linear model learns.
+    collection walked them all (docs/benchmarks.md: a measurable share of a linear model's time).
     Frozen, they are still freed by reference counting, only not scanned; the model,
     restored after this, stays fully collected. It also spares the forked checkpoint
     writers the copy-on-write of pages whose GC headers a collection would touch."""

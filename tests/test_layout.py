@@ -1,4 +1,4 @@
-"""Training and serving stay separate programs (SPEC section 2)."""
+"""Training and serving stay separate programs, with separate installs (README, docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC section 4 under injected faults: Kafka and Redis restarts, SIGTERM under load.
+"""The guarantees under injected faults (docs/operations.md): Kafka and Redis restarts, SIGTERM under load.
 
 Each test gets its own broker or redis-server, so stopping it disturbs no other test.
 """

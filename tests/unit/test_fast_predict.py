@@ -212,7 +212,7 @@ def stack(served: Served, predict_key: str | None = None, max_bytes: int = 1 << 
             "metrics": ["Accuracy"],
         }
     )
-    manager = ModelManager({"clf": spec}, store=None, signing_key=None)  # type: ignore[arg-type]
+    manager = ModelManager({"clf": spec}, store=None, signing_key=None)
     manager._served = {"clf": served}
     monitor = ServingMonitor(manager)
     inner = Recorder()

@@ -100,7 +100,7 @@ def make_trainer(store: SlowStore, clock: Clock, fork: bool = True) -> Trainer:
             "checkpoint": {"every_events": 100, "every_seconds": 3600},
         }
     )
-    return Trainer(spec, Settings(signing_key="k", metrics_port=0), store, clock=clock, fork=fork)  # type: ignore[arg-type]
+    return Trainer(spec, Settings(signing_key="k", metrics_port=0), store, clock=clock, fork=fork)
 
 
 def learn(trainer: Trainer, start: int, stop: int) -> None:

@@ -29,7 +29,7 @@ def monitor_of(*names: str) -> ServingMonitor:
         )
         for n in names
     }
-    return ServingMonitor(ModelManager(specs, store=None, signing_key=None))  # type: ignore[arg-type]
+    return ServingMonitor(ModelManager(specs, store=None, signing_key=None))
 
 
 def served(name: str, version: int) -> Served:
