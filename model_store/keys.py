@@ -75,6 +75,18 @@ class ModelKeys:
         """Capped stream of metric points for dashboards."""
         return self._k("metrics")
 
+    @property
+    def lease(self) -> str:
+        """JSON of the trainer that owns the model (owner id, host, pid, since, epoch), with a
+        TTL its owner renews; gone when nobody trains the model (model_store/leases.py)."""
+        return self._k("lease")
+
+    @property
+    def epoch(self) -> str:
+        """Fencing epoch: INCRed at every lease grant; a version is written only by the
+        trainer whose lease carries the current one."""
+        return self._k("epoch")
+
     def meta(self, version: int) -> str:
         return self._k(f"v:{version}:meta")
 

@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
+    trainer_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="TTL of a trainer's lease on its model: a standby takes over this long after "
+        "the owner died or was cut off.",
+    )
+    trainer_lease_renew_seconds: float | None = Field(
+        default=None, gt=0, description="How often the owner renews its lease (default: a third of the TTL)."
+    )
     metrics_port: int = Field(
         default=9100, ge=0, le=65535, description="Trainer's Prometheus port; 0 disables it."
     )

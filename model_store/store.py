@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from model_store.keys import ModelKeys, models_index
+from model_store.leases import Fenced, Holder, Leases
 from model_store.redis_client import TIMEOUTS, redis_client
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, sign
@@ -98,6 +99,15 @@ class CheckpointStore:
     def keys(self, model: str) -> ModelKeys:
         return ModelKeys(self.prefix, model)
 
+    @cached_property
+    def leases(self) -> Leases:
+        """Which trainer owns each model (one writer per model)."""
+        return Leases(self.client, self.prefix)
+
+    def owner(self, model: str) -> Holder | None:
+        """The trainer holding the model's lease now, or None when nobody trains it."""
+        return self.leases.holder(model)
+
     # -- writing (trainer only) ------------------------------------------------
 
     def publish(
@@ -109,6 +119,7 @@ class CheckpointStore:
         promote: bool = True,
         hold_reason: str | None = None,
         applies_reset: ResetRequest | None = None,
+        epoch: int | None = None,
     ) -> SnapshotMeta:
         """Store a new version atomically; return its metadata, version and signature set.
 
@@ -119,14 +130,20 @@ class CheckpointStore:
         recorded as held, with ``hold_reason``. The transaction WATCHes the
         pointers retention protects, so a pin or tag set meanwhile is honoured.
         A version that ``applies_reset`` removes that request in the same
-        transaction, so a restarted trainer never applies a reset twice.
+        transaction, so a restarted trainer never applies a reset twice. With ``epoch``
+        (the writer's lease, model_store/leases.py), the transaction WATCHes the model's
+        fencing epoch and raises ``Fenced`` instead of writing when a newer lease was granted.
         """
         k = self.keys(meta.model)
+        if epoch is not None:
+            self._check_epoch(meta.model, self.client.get(k.epoch), epoch)  # early: keep numbers tidy
         version = int(self.client.incr(k.next_version))
         meta = sign(meta.model_copy(update={"version": version}), blob, signing_key)
         announcement = orjson.dumps({"event": "version", "version": version, "promoted": promote})
 
         def write(tx: redis.client.Pipeline) -> None:
+            if epoch is not None:
+                self._check_epoch(meta.model, tx.get(k.epoch), epoch)  # authoritative: epoch WATCHed
             doomed = self._expired_after(tx, meta.model, version, keep, promote)
             pending, latest_before, promoted_before = tx.mget(k.reset_request, k.latest, k.promoted)
             finishes_reset = (
@@ -156,8 +173,13 @@ class CheckpointStore:
                 self._audit(tx, meta.model, "reset applied", version=target, applied_as=version)
             tx.publish(k.channel, announcement)
 
-        self._transaction(write, k.pinned, k.tags, k.promoted, k.reset_request)
+        self._transaction(write, k.pinned, k.tags, k.promoted, k.reset_request, k.epoch)
         return meta
+
+    @staticmethod
+    def _check_epoch(model: str, current: bytes | None, epoch: int) -> None:
+        if current is None or int(current) != epoch:
+            raise Fenced(model, epoch, None if current is None else int(current))
 
     def _transaction(self, body: Callable[[redis.client.Pipeline], None], *watched: str) -> None:
         """Run ``body`` (reads, then MULTI, then writes) until no watched key changed meanwhile."""

@@ -28,6 +28,7 @@ import redis
 from pydantic import BaseModel
 
 from model_store.feature_stats import FeatureStats, summarize
+from model_store.leases import Fenced
 from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
@@ -90,6 +91,7 @@ class WriteReport(BaseModel):
 
     published: Published | None = None
     error: str | None = None
+    fenced: str | None = None  # refused: another trainer holds the model now
 
 
 class Checkpointer:
@@ -104,6 +106,7 @@ class Checkpointer:
         self.store = store
         self.signing_key = signing_key
         self.parent: int | None = None
+        self.epoch: int | None = None  # this trainer's lease: every write is fenced by it
         self.config_hash = spec.config_hash()
         self.gate = PromotionGate(spec, store)
         # Alerts: the error-rate monitor or a drop of the main metric (AutoRollback.any_alert).
@@ -162,6 +165,7 @@ class Checkpointer:
             promote=promote,
             hold_reason=decision.reason,
             applies_reset=prepared.reset,
+            epoch=self.epoch,
         )
         return Published(
             meta=meta,
@@ -180,6 +184,8 @@ class Checkpointer:
             report = WriteReport(published=self.write(prepared))
         except redis.RedisError as exc:
             report = WriteReport(error=f"{type(exc).__name__}: {exc}")
+        except Fenced as exc:
+            report = WriteReport(fenced=str(exc))
         return report.model_dump_json().encode()
 
     def finish(self, published: Published, bigger_is_better: bool) -> SnapshotMeta:

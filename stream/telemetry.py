@@ -156,6 +156,30 @@ class TrainerTelemetry:
             ["model"],
             registry=r,
         ).labels(model)
+        self._owns = Gauge(
+            "streamlearn_trainer_owns_model",
+            "1 while this trainer holds the model's lease, 0 while it is a standby",
+            ["model"],
+            registry=r,
+        ).labels(model)
+        self._epoch = Gauge(
+            "streamlearn_trainer_lease_epoch",
+            "Fencing epoch of the lease this trainer holds",
+            ["model"],
+            registry=r,
+        ).labels(model)
+        self._acquired = Counter(
+            "streamlearn_trainer_lease_acquisitions",
+            "Times this trainer took the model's lease (start-up or a hand-over)",
+            ["model"],
+            registry=r,
+        ).labels(model)
+        self._fenced = Counter(
+            "streamlearn_checkpoints_fenced",
+            "Checkpoints refused because another trainer was granted the model's lease since",
+            ["model"],
+            registry=r,
+        ).labels(model)
         self.learn_seconds = LatencyBuckets(
             "streamlearn_learn_seconds",
             "Duration of one test-then-train step: predict, score, learn (one event in 16 is timed)",
@@ -216,6 +240,16 @@ class TrainerTelemetry:
         if learned:
             self.learned.inc(learned)
         self._since_point += consumed
+
+    def owned(self, epoch: int | None) -> None:
+        """This trainer took the lease with ``epoch``, or (None) gave it up or lost it."""
+        self._owns.set(0 if epoch is None else 1)
+        if epoch is not None:
+            self._epoch.set(epoch)
+            self._acquired.inc()
+
+    def fenced(self) -> None:
+        self._fenced.inc()
 
     def dead_letter_failed(self) -> None:
         self._dead_failed.inc()

@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from model_store.leases import Fenced
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, load_state
 from model_store.specs import ModelSpec
@@ -30,6 +31,7 @@ from stream.forked_child import ForkedChild, can_fork
 from stream.joiner import Joined, Unjoinable
 from stream.kafka_io import ensure_dead_letter_topic, ensure_topics, make_producer
 from stream.learner import Learner
+from stream.ownership import Ownership
 from stream.pipeline import validate_spec
 from stream.reset import ResetRequests
 from stream.telemetry import TrainerTelemetry, serve_metrics
@@ -88,21 +90,29 @@ class Trainer:
         self.clock = clock
         self.fork = (spec.checkpoint.fork if fork is None else fork) and can_fork()
         key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
+        self._signing_key = key
+        self._fresh()
+        self.telemetry = TrainerTelemetry(spec, store, self.learner, None, clock=clock)
+        self.dead_letters: DeadLetters | None = None
+        self.resets = ResetRequests(spec, store, key, clock)
+        self.ownership: Ownership | None = None  # made by run(): a Trainer driven by step() owns nothing
+
+    def _fresh(self) -> None:
+        """Everything this trainer learned or was writing, as before the first event: set at
+        start, and again when it lost the model and waits to own it again."""
+        spec = self.spec
         # Checkpoints go through a connection pool of their own: the children forked to write
         # them must not inherit a pool that another thread (train --all) may hold locked.
-        self.checkpointer = Checkpointer(spec, store.with_own_pool() if self.fork else store, key)
-        self._signing_key = key
-        self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, clock)
+        store = self.store.with_own_pool() if self.fork else self.store
+        self.checkpointer = Checkpointer(spec, store, self._signing_key)
+        self.due = CheckpointDue(spec.checkpoint.every_events, spec.checkpoint.every_seconds, self.clock)
         self.learner: Learner = Learner.from_spec(spec)
         self.offsets: dict[int, int] = {}
         self._highwater: dict[tuple[str, int], int | None] = {}
         self.delayed: DelayedLabels | None = (
             DelayedLabels(spec) if spec.delayed_labels.log_predictions else None
         )
-        self.telemetry = TrainerTelemetry(spec, store, self.learner, None, clock=clock)
         self._retry_at = 0.0
-        self.dead_letters: DeadLetters | None = None
-        self.resets = ResetRequests(spec, store, key, clock)
         self._reset: ResetRequest | None = None  # loaded, its first checkpoint not yet published
         self._writing: Writing | None = None
 
@@ -188,7 +198,30 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set, then write a final checkpoint."""
+        """Own the model (a standby until its lease is free), learn until ``stop`` is set, then
+        write a final checkpoint and release the lease. A trainer that loses the lease (paused
+        or cut off past its TTL, or a fenced checkpoint) drops what it learned since its last
+        version and waits as a standby again."""
+        s = self.settings
+        if self.ownership is None:
+            self.ownership = Ownership(
+                self.store.leases, self.spec.name, s.trainer_lease_seconds, s.trainer_lease_renew_seconds
+            )
+        ownership = self.ownership
+        while ownership.acquire(stop):
+            self.checkpointer.epoch = ownership.epoch
+            self.telemetry.owned(ownership.epoch)
+            try:
+                self._run_owned(stop, ownership.lost)
+            finally:
+                ownership.release()
+                self.telemetry.owned(None)
+            if not ownership.lost.is_set():
+                return
+            self._fresh()  # the new owner resumes from the newest version; so will this one
+
+    def _run_owned(self, stop: threading.Event, lost: threading.Event) -> None:
+        """Learn from the newest checkpoint on, until ``stop`` (a final checkpoint) or ``lost``."""
         if not self.restore(stop):
             return
         producer = self._connect(stop)
@@ -204,7 +237,7 @@ class Trainer:
         fetcher.start()
         delay = 0.5
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not lost.is_set():
                 try:
                     batches = fetcher.get(timeout=0.2)
                 except FetcherError as exc:
@@ -218,7 +251,7 @@ class Trainer:
                     delay = 0.5
                 self.step(batches, self._lags)
             self.collect_checkpoint(wait=True)
-            if self.due.events:
+            if self.due.events and not lost.is_set():
                 self.checkpoint(force=True)
         finally:
             if self._writing is not None:  # only after an error above: reap the child, no zombie
@@ -405,6 +438,9 @@ class Trainer:
             log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
             self._retry_at = now + 1.0
             return None
+        except Fenced as exc:
+            self._fenced(str(exc))
+            return None
         return self._published(published, prepared, self.due.events, self.clock())
 
     def collect_checkpoint(self, wait: bool = False) -> bool:
@@ -429,10 +465,23 @@ class Trainer:
         if report is not None and report.published is not None:
             self._published(report.published, writing, writing.events, writing.since)
             return True
+        if report is not None and report.fenced is not None:
+            self._fenced(report.fenced)
+            return True
         why = report.error if report is not None else f"its writer ended with {result.status}, no report"
         log.error("checkpoint of %s failed, will retry: %s", self.spec.name, why)
         self._retry_at = self.clock() + 1.0
         return True
+
+    def _fenced(self, why: str) -> None:
+        """A checkpoint refused by the fencing epoch: another trainer owns the model now, so
+        nothing this one learned since its last version may ever be served; step back."""
+        self.telemetry.fenced()
+        self._retry_at = float("inf")  # no further attempt until it owns the model again
+        if self.ownership is not None:
+            self.ownership.fenced(why)
+        else:
+            log.error("%s: %s", self.spec.name, why)
 
     def _published(
         self, published: Published, taken: Prepared | Writing, events: int, since: float
