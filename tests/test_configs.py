@@ -19,6 +19,8 @@ TRAINER_METRICS = {
     "streamlearn_events_consumed_total",
     "streamlearn_events_learned_total",
     "streamlearn_events_rejected_total",
+    "streamlearn_dead_letters_failed_total",
+    "streamlearn_dead_letters_unacknowledged",
     "streamlearn_learn_seconds",
     "streamlearn_prequential_metric",
     "streamlearn_error_rate",
