@@ -47,8 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_signing_key(settings)
     trainer = importlib.import_module("stream.trainer")
-    trainer.run_trainer(_spec(settings, args.model), settings)
-    return 0
+    return trainer.run_trainer(_spec(settings, args.model), settings)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

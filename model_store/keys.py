@@ -66,6 +66,13 @@ class ModelKeys:
         return self._k("tags")
 
     @property
+    def trainer(self) -> str:
+        """Who trains the model now: ``TrainingClaim`` JSON {id, role, host, pid, since} with a
+        TTL its holder refreshes (a trainer, or ``streamlearn rebuild``); absent when nobody does.
+        A signal, not a lease: it fences nothing but a rebuild."""
+        return self._k("trainer")
+
+    @property
     def channel(self) -> str:
         """Pub/sub channel announcing new versions, pins and resets."""
         return self._k("events")

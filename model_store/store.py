@@ -7,12 +7,14 @@ announcement), so no reader ever sees metadata without its blob or half a versio
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import redis
@@ -36,6 +38,30 @@ class VersionNotFound(StoreError):
     def __init__(self, model: str, version: int, existing: list[int]) -> None:
         self.model, self.version, self.existing = model, version, existing
         super().__init__(f"model '{model}' has no version {version}; retained versions: {existing or 'none'}")
+
+
+class TrainingClaim(BaseModel):
+    """Who trains a model now (``ModelKeys.trainer``): a trainer or a rebuild, kept alive by
+    its holder refreshing a TTL."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    role: Literal["train", "rebuild"]
+    host: str = Field(default_factory=socket.gethostname)
+    pid: int = Field(default_factory=os.getpid)
+    since: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def describe(self) -> str:
+        who = "a trainer" if self.role == "train" else "a rebuild"
+        return f"{who} (pid {self.pid} on {self.host}, since {self.since:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+class ClaimLost(StoreError):
+    """Someone else holds the model's training claim now."""
+
+    def __init__(self, model: str, holder: TrainingClaim | None) -> None:
+        self.model, self.holder = model, holder
+        now = holder.describe() if holder is not None else "nobody (it expired)"
+        super().__init__(f"model '{model}': the training claim is no longer ours; it is held by {now}")
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,7 @@ class CheckpointStore:
         promote: bool = True,
         hold_reason: str | None = None,
         applies_reset: ResetRequest | None = None,
+        claim: TrainingClaim | None = None,
     ) -> SnapshotMeta:
         """Store a new version atomically; return its metadata, version and signature set.
 
@@ -108,7 +135,9 @@ class CheckpointStore:
         recorded as held, with ``hold_reason``. The transaction WATCHes the
         pointers retention protects, so a pin or tag set meanwhile is honoured.
         A version that ``applies_reset`` removes that request in the same
-        transaction, so a restarted trainer never applies a reset twice.
+        transaction, so a restarted trainer never applies a reset twice. With
+        ``claim``, the version is published only while that claim still holds the
+        model (``ModelKeys.trainer``, WATCHed), else ClaimLost is raised.
         """
         k = self.keys(meta.model)
         version = int(self.client.incr(k.next_version))
@@ -116,6 +145,10 @@ class CheckpointStore:
         announcement = orjson.dumps({"event": "version", "version": version, "promoted": promote})
 
         def write(tx: redis.client.Pipeline) -> None:
+            if claim is not None:
+                holder = self._claim_of(tx, meta.model)
+                if holder is None or holder.id != claim.id:
+                    raise ClaimLost(meta.model, holder)
             doomed = self._expired_after(tx, meta.model, version, keep, promote)
             pending, latest_before, promoted_before = tx.mget(k.reset_request, k.latest, k.promoted)
             finishes_reset = (
@@ -145,7 +178,8 @@ class CheckpointStore:
                 self._audit(tx, meta.model, "reset applied", version=target, applied_as=version)
             tx.publish(k.channel, announcement)
 
-        self._transaction(write, k.pinned, k.tags, k.promoted, k.reset_request)
+        watched = [k.pinned, k.tags, k.promoted, k.reset_request] + ([k.trainer] if claim else [])
+        self._transaction(write, *watched)
         return meta
 
     def _transaction(self, body: Callable[[redis.client.Pipeline], None], *watched: str) -> None:
@@ -336,6 +370,52 @@ class CheckpointStore:
                 self._audit(tx, model, "reset failed", version=request.version, reason=why)
 
         self._transaction(body, k.reset_request)
+        return removed
+
+    # -- who trains a model (trainer and rebuild set it, rebuild checks it) ---------
+
+    def _claim_of(self, reader: Any, model: str) -> TrainingClaim | None:
+        raw = reader.get(self.keys(model).trainer)
+        return TrainingClaim.model_validate_json(raw) if raw is not None else None
+
+    def training_claim(self, model: str) -> TrainingClaim | None:
+        """Who trains ``model`` now, or None when nobody refreshed the claim within its TTL."""
+        return self._claim_of(self.client, model)
+
+    def claim_training(
+        self, model: str, claim: TrainingClaim, ttl: float, over: Collection[str] = ()
+    ) -> TrainingClaim | None:
+        """Record ``claim`` as who trains ``model`` for ``ttl`` seconds (set again to refresh it),
+        unless another claim whose role is not in ``over`` holds it: then change nothing and
+        return that one."""
+        key = self.keys(model).trainer
+        refused: TrainingClaim | None = None
+
+        def body(tx: redis.client.Pipeline) -> None:
+            nonlocal refused
+            holder = self._claim_of(tx, model)
+            refused = holder if holder and holder.id != claim.id and holder.role not in over else None
+            tx.multi()
+            if refused is None:
+                tx.set(key, claim.model_dump_json(), px=max(int(ttl * 1000), 1))
+
+        self._transaction(body, key)
+        return refused
+
+    def release_training(self, model: str, claim: TrainingClaim) -> bool:
+        """Remove ``claim`` if it still holds ``model``; True if removed."""
+        key = self.keys(model).trainer
+        removed = False
+
+        def body(tx: redis.client.Pipeline) -> None:
+            nonlocal removed
+            holder = self._claim_of(tx, model)
+            removed = holder is not None and holder.id == claim.id
+            tx.multi()
+            if removed:
+                tx.delete(key)
+
+        self._transaction(body, key)
         return removed
 
     def audit_log(self, model: str, count: int = 20) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from model_store.settings import Settings
-from model_store.snapshot import SnapshotMeta, load_state
+from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
@@ -27,6 +27,7 @@ from stream.delayed import DelayedLabels
 from stream.events import Decoded, LabelOnly, decode_many
 from stream.fetcher import Batch, Fetcher, FetcherError, Record
 from stream.forked_child import ForkedChild, can_fork
+from stream.heartbeat import Heartbeat
 from stream.joiner import Joined, Unjoinable
 from stream.kafka_io import ensure_topics, make_producer
 from stream.learner import Learner
@@ -36,9 +37,29 @@ from stream.telemetry import TrainerTelemetry, serve_metrics
 
 log = logging.getLogger(__name__)
 
+EXIT_INCOMPATIBLE = 78
+"""Exit status of ``streamlearn train`` when the newest checkpoint was written by another
+Python or River (EX_CONFIG of sysexits.h: start-up cannot succeed until an operator acts;
+a supervisor should not restart on it, e.g. systemd's RestartPreventExitStatus=78)."""
+
 WRITER_TIMEOUT = 60.0
 """Seconds the trainer waits for a forked checkpoint writer when it must (a forced checkpoint,
 a reset, stopping) before killing it."""
+
+
+def refusal(exc: RuntimeMismatch) -> str:
+    """What a trainer says when it cannot resume from a checkpoint another runtime wrote:
+    both runtimes and the ways out."""
+    return (
+        f"{exc.model}: cannot resume from v{exc.version}: it was written by {exc.written}, and this "
+        f"trainer runs {exc.running}; River's pickles do not load across versions. Nothing was "
+        f"learned; the trainer stops (exit status {EXIT_INCOMPATIBLE}) and refuses again at every "
+        f"start until one of: (1) run the image it was written with ({exc.written}) to go on "
+        f"training this lineage; or (2) re-learn the model with this one from the topic's retained "
+        f"events: `streamlearn rebuild {exc.model}` (a new lineage; the old versions stay for audit "
+        f"until retention, and replicas keep serving what their River loads). Runbook: "
+        f"docs/operations.md, 'Upgrading River or Python'."
+    )
 
 
 class CheckpointFailed(RuntimeError):
@@ -105,6 +126,7 @@ class Trainer:
         self.resets = ResetRequests(spec, store, key, clock)
         self._reset: ResetRequest | None = None  # loaded, its first checkpoint not yet published
         self._writing: Writing | None = None
+        self.heartbeat = Heartbeat(store, spec.name, "train")
 
     @property
     def writer_pid(self) -> int | None:
@@ -112,16 +134,33 @@ class Trainer:
         return self._writing.child.pid if self._writing is not None else None
 
     def restore(self, stop: threading.Event) -> bool:
-        """Load the newest checkpoint (or start fresh), waiting for Redis as long as it takes."""
+        """Claim the model (waiting while ``streamlearn rebuild`` holds it), then load the newest
+        checkpoint (or start fresh), waiting for Redis as long as it takes.
+
+        Raises RuntimeMismatch, after saying so (log, metric), when the newest checkpoint was
+        written by another Python or River: the trainer must not go on from anything else."""
         delay = 0.5
+        waiting_for: str | None = None
         while not stop.is_set():
             try:
+                if not self.heartbeat.held:
+                    holder = self.heartbeat.take()
+                    if holder is not None:
+                        if holder.id != waiting_for:
+                            log.warning("%s: %s holds the model; waiting", self.spec.name, holder.describe())
+                            waiting_for = holder.id
+                        stop.wait(1.0)
+                        continue
                 self.learner, self.offsets = self._restore()
                 version = self.checkpointer.parent
                 if self.learner.monitors is not None:
                     self.learner.monitors.version = version
                 self.telemetry.resumed(self.learner, version)
                 return True
+            except RuntimeMismatch as exc:
+                log.error("%s", refusal(exc))
+                self.telemetry.incompatible(exc.written, exc.running)
+                raise
             except redis.RedisError as exc:
                 log.warning("%s: Redis not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
                 stop.wait(delay)
@@ -156,6 +195,7 @@ class Trainer:
         delay = 0.5
         bootstrap = self.settings.kafka_bootstrap_servers
         while not stop.is_set():
+            self.heartbeat.beat()
             try:
                 options = self.settings.kafka_client_options()
                 topics = {self.spec.topic: self.spec.partitions, self.spec.dlq_topic: 1}
@@ -180,7 +220,14 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set, then write a final checkpoint."""
+        """Consume until ``stop`` is set, then write a final checkpoint; the model's training
+        claim is held meanwhile. Raises RuntimeMismatch as ``restore`` does."""
+        try:
+            self._run(stop)
+        finally:
+            self.heartbeat.release()
+
+    def _run(self, stop: threading.Event) -> None:
         if not self.restore(stop):
             return
         producer = self._connect(stop)
@@ -221,7 +268,7 @@ class Trainer:
 
     def step(self, batches: list[Batch], lags: Callable[[], dict[int, int]] = dict) -> None:
         """One fetch's batches: learn them, collect a finished checkpoint writer, apply a
-        reset, tell telemetry, checkpoint when due."""
+        reset, tell telemetry, refresh the training claim, checkpoint when due."""
         for batch in batches:
             self._highwater[(batch.topic, batch.partition)] = batch.highwater
             if self.delayed is not None and batch.topic == self.delayed.topic:
@@ -241,6 +288,7 @@ class Trainer:
         self._check_reset()
         served = self.delayed.served_summary if self.delayed is not None else None
         self.telemetry.tick(self.learner, lags, served)
+        self.heartbeat.beat()
         if self.due():
             self.checkpoint()
 
@@ -456,8 +504,10 @@ def freeze_start_up_objects() -> None:
     gc.freeze()
 
 
-def run_trainer(spec: ModelSpec, settings: Settings) -> None:
-    """Entry point of ``streamlearn train``: SIGINT/SIGTERM only set a stop flag."""
+def run_trainer(spec: ModelSpec, settings: Settings) -> int:
+    """Entry point of ``streamlearn train``: SIGINT/SIGTERM only set a stop flag. Returns the
+    exit status: 0, or EXIT_INCOMPATIBLE when the newest checkpoint needs another runtime
+    (said once in the log, no traceback)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -467,9 +517,12 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     freeze_start_up_objects()
     try:
         trainer.run(stop)
+    except RuntimeMismatch:
+        return EXIT_INCOMPATIBLE  # the trainer said why (log, metric)
     finally:
         if server is not None:
             server.shutdown()
+    return 0
 
 
 def _unseen(batch: Batch, offsets: dict[int, int]) -> list[Record]:
