@@ -47,8 +47,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _require_signing_key(settings)
     trainer = importlib.import_module("stream.trainer")
-    trainer.run_trainer(_spec(settings, args.model), settings)
-    return 0
+    return trainer.run_trainer(_spec(settings, args.model), settings)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _require_signing_key(settings)
+    return importlib.import_module("stream.rebuild").rebuild_command(args, settings)
+
+
+def _from_offset(value: str) -> int | None:
+    """``earliest`` (None: the oldest retained offset) or an offset >= 0."""
+    if value == "earliest":
+        return None
+    try:
+        offset = int(value)
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise argparse.ArgumentTypeError(f"expected 'earliest' or an offset >= 0, got {value!r}")
+    return offset
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -201,6 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --all: file touched every few seconds while every trainer runs (for healthchecks)",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "rebuild",
+        help="re-learn a model from its topic's retained events with this River and Python (new lineage)",
+        description="Re-learn MODEL test-then-train from its topic's retained events, up to the high "
+        "watermarks seen at the start, with the River and Python of this install, and publish the "
+        "result as a new lineage (parent none, rebuilt_from in its metadata; the old versions stay "
+        "until retention). A trainer started afterwards resumes right after the rebuilt events. "
+        "Refuses while a trainer runs the model (exit status 75). Runbook: docs/operations.md.",
+    )
+    p.add_argument("model")
+    p.add_argument(
+        "--from-offset",
+        type=_from_offset,
+        default=None,
+        metavar="earliest|N",
+        help="first offset to re-learn on every partition (default: earliest retained)",
+    )
+    p.set_defaults(func=cmd_rebuild)
 
     p = sub.add_parser("serve", help="run an API replica")
     p.add_argument("--host", default="127.0.0.1")

@@ -12,7 +12,7 @@ import hmac
 import pickle
 import platform
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import river
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,16 +22,53 @@ from model_store.feature_stats import FeatureStats
 
 # Fields added after snapshots were first signed: left out of the signed payload while
 # they hold their default, so snapshots written before they existed still verify.
-_ADDED_LATER = ("feature_stats", "monitors")
+_ADDED_LATER = ("feature_stats", "monitors", "rebuilt_from")
+
+
+class Runtime(NamedTuple):
+    """The Python (major.minor) and River versions a snapshot needs, or a process runs."""
+
+    python: str
+    river: str
+
+    def __str__(self) -> str:
+        return f"Python {self.python} / River {self.river}"
 
 
 class IncompatibleSnapshot(RuntimeError):
     """The snapshot was written by another Python or River, or its signature is wrong."""
 
 
+class RuntimeMismatch(IncompatibleSnapshot):
+    """The snapshot was written by another Python or River than this process runs."""
+
+    def __init__(self, model: str, version: int, written: Runtime, running: Runtime) -> None:
+        self.model, self.version, self.written, self.running = model, version, written, running
+        super().__init__(
+            f"{model} v{version} was written by {written}; this process runs {running}. "
+            "Run both sides from the same constraints.txt."
+        )
+
+
 def python_version() -> str:
     """major.minor: the granularity at which pickles of River objects stay compatible."""
     return ".".join(platform.python_version_tuple()[:2])
+
+
+def running_runtime() -> Runtime:
+    """What this process would write into a snapshot, and can load."""
+    return Runtime(python_version(), river.__version__)
+
+
+class RebuiltFrom(BaseModel):
+    """Where a rebuilt lineage came from (``streamlearn rebuild``): the version it replaces and
+    the events it re-learned."""
+
+    version: int | None = Field(description="newest version when the rebuild started; None if none")
+    python_version: str | None = Field(default=None, description="Python that version was written by")
+    river_version: str | None = Field(default=None, description="River that version was written by")
+    from_offsets: dict[int, int] = Field(description="partition -> first offset re-learned")
+    to_offsets: dict[int, int] = Field(description="partition -> high watermark seen at the start")
 
 
 class SnapshotMeta(BaseModel):
@@ -70,6 +107,13 @@ class SnapshotMeta(BaseModel):
     monitors: dict[str, Any] = Field(
         default_factory=dict, description="Drift detections and error-rate windows at checkpoint time"
     )
+    rebuilt_from: RebuiltFrom | None = Field(
+        default=None, description="Set on the first version of a lineage `streamlearn rebuild` made"
+    )
+
+    @property
+    def runtime(self) -> Runtime:
+        return Runtime(self.python_version, self.river_version)
 
     def signing_payload(self) -> bytes:
         """The metadata as signed: everything but the signature itself."""
@@ -98,12 +142,8 @@ def verify(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> None:
         expected = hmac.new(key, meta.signing_payload(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, meta.signature):
             raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: signature does not match")
-    if meta.python_version != python_version() or meta.river_version != river.__version__:
-        raise IncompatibleSnapshot(
-            f"{meta.model} v{meta.version} was written by Python {meta.python_version} / "
-            f"River {meta.river_version}; this process runs Python {python_version()} / "
-            f"River {river.__version__}. Run both sides from the same constraints.txt."
-        )
+    if meta.runtime != running_runtime():
+        raise RuntimeMismatch(meta.model, meta.version, meta.runtime, running_runtime())
 
 
 def dump_state(state: dict[str, Any]) -> bytes:

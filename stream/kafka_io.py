@@ -1,10 +1,11 @@
-"""kafka-python wiring: topics (the dead-letter topic sized to its source) and producers."""
+"""kafka-python wiring: topics (the dead-letter topic sized to its source), producers, and the
+consumer ``streamlearn rebuild`` reads watermarks with."""
 
 from __future__ import annotations
 
 import logging
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -74,6 +75,18 @@ def ensure_dead_letter_topic(bootstrap: str, source: str, dlq: str, **options: o
             limit,
         )
     return actual
+
+
+def make_consumer(bootstrap: str, **options: object) -> KafkaConsumer:
+    """A consumer without a group: offsets live in checkpoints, never in Kafka."""
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="streamlearn-rebuild",
+        **options,
+    )
 
 
 def make_producer(bootstrap: str, **overrides: object) -> KafkaProducer:

@@ -54,17 +54,12 @@ class Ownership:
         waiting_for: str | None = None
         while not stop.is_set():
             try:
-                epoch = self.leases.acquire(self.model, self.owner, self.ttl)
+                if self.try_acquire():
+                    return True
             except redis.RedisError as exc:
                 log.warning("%s: Redis not reachable for the lease (%s); retrying", self.model, exc)
                 stop.wait(1.0)
                 continue
-            if epoch is not None:
-                self.epoch, self.since, self._renewed_at = epoch, datetime.now(UTC), self.clock()
-                self.lost.clear()
-                self._start_renewing()
-                log.info("%s: lease acquired (epoch %d); this trainer owns the model", self.model, epoch)
-                return True
             holder = self._holder()
             if holder is not None and holder.owner != waiting_for:
                 waiting_for = holder.owner
@@ -78,6 +73,17 @@ class Ownership:
                 )
             stop.wait(STANDBY_POLL)
         return False
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free (and start renewing it); Redis errors are raised."""
+        epoch = self.leases.acquire(self.model, self.owner, self.ttl)
+        if epoch is None:
+            return False
+        self.epoch, self.since, self._renewed_at = epoch, datetime.now(UTC), self.clock()
+        self.lost.clear()
+        self._start_renewing()
+        log.info("%s: lease acquired (epoch %d); this process owns the model", self.model, epoch)
+        return True
 
     def _holder(self) -> Holder | None:
         try:

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from model_store.monitoring import Detection, ErrorRateState, MetricPoint
-from model_store.snapshot import SnapshotMeta
+from model_store.snapshot import Runtime, SnapshotMeta
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from stream.learner import Learner
@@ -221,6 +221,13 @@ class TrainerTelemetry:
         self.version_gauge = Gauge(
             "streamlearn_trainer_version", "Newest version the trainer published", ["model"], registry=r
         ).labels(model)
+        self._incompatible = Gauge(
+            "streamlearn_checkpoint_incompatible",
+            "1 while the trainer refuses to resume because its newest checkpoint was written by "
+            "another Python or River (labels: the checkpoint's runtime and this trainer's)",
+            ["model", "checkpoint_python", "checkpoint_river", "running_python", "running_river"],
+            registry=r,
+        )
         self.served = ServedMetrics(model)
         r.register(self.served)
         self.version = version
@@ -266,6 +273,10 @@ class TrainerTelemetry:
         self.version_gauge.set(meta.version)
         self.checkpoint_seconds.observe(seconds)
         self.checkpoint_bytes.set(meta.blob_bytes)
+
+    def incompatible(self, written: Runtime, running: Runtime) -> None:
+        """The newest checkpoint needs another runtime: the trainer does not train this model."""
+        self._incompatible.labels(self.spec.name, *written, *running).set(1)
 
     # -- about every second --------------------------------------------------------
 

@@ -8,6 +8,13 @@ checkpoint, and the process exits non-zero so a supervisor (compose's restart
 policy) restarts the set: every trainer resumes from its own checkpoint, so a
 restart never learns an event twice.
 
+A model whose newest checkpoint was written by another Python or River is not a
+crash: its trainer says so once (log, ``streamlearn_checkpoint_incompatible``) and
+ends, and the others keep training; the process lives on without that model until
+it is restarted (after ``streamlearn rebuild NAME``, or on the image that wrote
+it). Only when every model is refused does the process exit, with
+``EXIT_INCOMPATIBLE`` (78), at once.
+
 The threads share one core (the GIL); for the throughput bars run one
 ``streamlearn train --model NAME`` process per model instead.
 
@@ -35,27 +42,32 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from model_store.settings import Settings
+from model_store.snapshot import RuntimeMismatch
 from model_store.specs import ModelSpec, SpecError
 from model_store.store import CheckpointStore
 from stream.pipeline import validate_spec
 from stream.telemetry import serve_metrics
-from stream.trainer import Trainer, freeze_start_up_objects
+from stream.trainer import EXIT_INCOMPATIBLE, Trainer, freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 
 
 class Worker(threading.Thread):
-    """Runs ``work(stop)`` on a thread and remembers the exception it ended with, if any."""
+    """Runs ``work(stop)`` on a thread and remembers the exception it ended with, if any;
+    a RuntimeMismatch (the trainer refused a checkpoint and said why) apart, as ``refused``."""
 
     def __init__(self, name: str, work: Callable[[threading.Event], None], stop: threading.Event) -> None:
         super().__init__(name=name, daemon=True)
         self.work = work
         self.stop_flag = stop
         self.error: BaseException | None = None
+        self.refused: RuntimeMismatch | None = None
 
     def run(self) -> None:
         try:
             self.work(self.stop_flag)
+        except RuntimeMismatch as exc:  # logged by the trainer without a traceback: not a crash
+            self.refused = exc
         except BaseException as exc:  # recorded and reported by supervise()
             self.error = exc
             log.exception("%s failed", self.name)
@@ -70,16 +82,22 @@ def supervise(
 ) -> int:
     """Start the workers and wait for ``stop``; 0 when all ended cleanly after it, else 1.
 
-    While every worker is alive, ``heartbeat`` (if given) is touched every
-    ``interval`` seconds, so a container healthcheck can tell a live set from a
-    stuck or dying one by the file's age. It is removed on the way out.
+    A worker that refused its model (``Worker.refused``) ends without stopping the
+    others and counts as clean; when every worker refused, this returns
+    EXIT_INCOMPATIBLE at once. While every other worker is alive, ``heartbeat`` (if
+    given) is touched every ``interval`` seconds, so a container healthcheck can tell
+    a live set from a stuck or dying one by the file's age. It is removed on the way out.
     """
     for worker in workers:
         worker.start()
     ended_early: list[str] = []
     try:
         while not stop.is_set():
-            finished = [w.name for w in workers if not w.is_alive()]
+            if all(w.refused is not None for w in workers):
+                log.error("every model was refused (another Python or River wrote them); nothing to train")
+                stop.set()
+                break
+            finished = [w.name for w in workers if not w.is_alive() and w.refused is None]
             if finished and not stop.is_set():
                 ended_early = finished
                 log.error("%s ended on its own; stopping the other trainers", ", ".join(finished))
@@ -97,7 +115,9 @@ def supervise(
     if stuck:
         log.error("%s did not stop within %.0fs", ", ".join(stuck), join_timeout)
     failed = any(w.error is not None for w in workers)
-    return 1 if ended_early or stuck or failed else 0
+    if ended_early or stuck or failed:
+        return 1
+    return EXIT_INCOMPATIBLE if workers and all(w.refused is not None for w in workers) else 0
 
 
 def _train(trainer: Trainer, stop: threading.Event) -> None:

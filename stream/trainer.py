@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from model_store.leases import Fenced
 from model_store.settings import Settings
-from model_store.snapshot import SnapshotMeta, load_state
+from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
@@ -38,9 +38,29 @@ from stream.telemetry import TrainerTelemetry, serve_metrics
 
 log = logging.getLogger(__name__)
 
+EXIT_INCOMPATIBLE = 78
+"""Exit status of ``streamlearn train`` when the newest checkpoint was written by another
+Python or River (EX_CONFIG of sysexits.h: start-up cannot succeed until an operator acts;
+a supervisor should not restart on it, e.g. systemd's RestartPreventExitStatus=78)."""
+
 WRITER_TIMEOUT = 60.0
 """Seconds the trainer waits for a forked checkpoint writer when it must (a forced checkpoint,
 a reset, stopping) before killing it."""
+
+
+def refusal(exc: RuntimeMismatch) -> str:
+    """What a trainer says when it cannot resume from a checkpoint another runtime wrote:
+    both runtimes and the ways out."""
+    return (
+        f"{exc.model}: cannot resume from v{exc.version}: it was written by {exc.written}, and this "
+        f"trainer runs {exc.running}; River's pickles do not load across versions. Nothing was "
+        f"learned; the trainer stops (exit status {EXIT_INCOMPATIBLE}) and refuses again at every "
+        f"start until one of: (1) run the image it was written with ({exc.written}) to go on "
+        f"training this lineage; or (2) re-learn the model with this one from the topic's retained "
+        f"events: `streamlearn rebuild {exc.model}` (a new lineage; the old versions stay for audit "
+        f"until retention, and replicas keep serving what their River loads). Runbook: "
+        f"docs/operations.md, 'Upgrading River or Python'."
+    )
 
 
 class CheckpointFailed(RuntimeError):
@@ -122,7 +142,10 @@ class Trainer:
         return self._writing.child.pid if self._writing is not None else None
 
     def restore(self, stop: threading.Event) -> bool:
-        """Load the newest checkpoint (or start fresh), waiting for Redis as long as it takes."""
+        """Load the newest checkpoint (or start fresh), waiting for Redis as long as it takes.
+
+        Raises RuntimeMismatch, after saying so (log, metric), when the newest checkpoint was
+        written by another Python or River: the trainer must not go on from anything else."""
         delay = 0.5
         while not stop.is_set():
             try:
@@ -132,6 +155,10 @@ class Trainer:
                     self.learner.monitors.version = version
                 self.telemetry.resumed(self.learner, version)
                 return True
+            except RuntimeMismatch as exc:
+                log.error("%s", refusal(exc))
+                self.telemetry.incompatible(exc.written, exc.running)
+                raise
             except redis.RedisError as exc:
                 log.warning("%s: Redis not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
                 stop.wait(delay)
@@ -519,8 +546,10 @@ def freeze_start_up_objects() -> None:
     gc.freeze()
 
 
-def run_trainer(spec: ModelSpec, settings: Settings) -> None:
-    """Entry point of ``streamlearn train``: SIGINT/SIGTERM only set a stop flag."""
+def run_trainer(spec: ModelSpec, settings: Settings) -> int:
+    """Entry point of ``streamlearn train``: SIGINT/SIGTERM only set a stop flag. Returns the
+    exit status: 0, or EXIT_INCOMPATIBLE when the newest checkpoint needs another runtime
+    (said once in the log, no traceback)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -530,9 +559,12 @@ def run_trainer(spec: ModelSpec, settings: Settings) -> None:
     freeze_start_up_objects()
     try:
         trainer.run(stop)
+    except RuntimeMismatch:
+        return EXIT_INCOMPATIBLE  # the trainer said why (log, metric)
     finally:
         if server is not None:
             server.shutdown()
+    return 0
 
 
 def _unseen(batch: Batch, offsets: dict[int, int]) -> list[Record]:

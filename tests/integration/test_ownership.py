@@ -64,7 +64,9 @@ def test_two_trainers_for_one_model_make_one_chain_and_learn_each_event_once(
     first = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
     wait_until(lambda: owner_pid(store, name) == first.pid, timeout=60, what="the first trainer owns it")
     second = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
-    wait_until(lambda: "standby; owned by" in env.log(f"train2-{name}"), timeout=60, what="the second waits as standby")
+    wait_until(
+        lambda: "standby; owned by" in env.log(f"train2-{name}"), timeout=60, what="the second is a standby"
+    )
 
     publish(events[:600], name, env.kafka, progress=False)
     wait_until(lambda: learned(store, name, 600), timeout=60, what="600 learned by the owner")
@@ -115,9 +117,7 @@ def test_a_zombie_owner_is_fenced_and_nothing_it_learned_after_losing_the_lease_
 
     zombie.send_signal(signal.SIGSTOP)
     try:
-        standby = env.start(
-            f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL
-        )
+        standby = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
         wait_until(lambda: owner_pid(store, name) == standby.pid, timeout=30, what="the standby took over")
         publish(events[350:800], name, env.kafka, progress=False)
         wait_until(lambda: learned(store, name, 800), timeout=60, what="the standby learned everything")
@@ -130,7 +130,9 @@ def test_a_zombie_owner_is_fenced_and_nothing_it_learned_after_losing_the_lease_
         timeout=30,
         what="the zombie noticed it lost the model",
     )
-    wait_until(lambda: "standby; owned by" in env.log(f"train-{name}"), timeout=30, what="the zombie stepped back")
+    wait_until(
+        lambda: "standby; owned by" in env.log(f"train-{name}"), timeout=30, what="the zombie stepped back"
+    )
     assert owner_pid(store, name) == standby.pid and store.owner(name).epoch > zombie_epoch
     metas = chain(store, name)
     newest = store.fetch_latest(name)
