@@ -123,6 +123,35 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Every configured model with the trainer that owns it, its epoch, lag and newest checkpoint."""
+    settings = _settings(args)
+    store = CheckpointStore.from_settings(settings)
+    specs = load_specs(settings.models_dir)
+    names = [args.model] if args.model else sorted(specs)
+    if args.model:
+        _spec(settings, args.model)
+    print(f"{'model':20} {'owner':32} {'since (UTC)':19} {'epoch':>5} {'lag':>8}  last checkpoint")
+    untrained = 0
+    for name in names:
+        status = store.trainer_status(name)
+        latest = store.latest_version(name)
+        if status is None:
+            untrained += 1
+            print(f"{name:20} {'NOBODY TRAINS IT':32} {'-':19} {'-':>5} {'-':>8}  {_version(latest)}")
+            continue
+        owner = f"{status.host} pid {status.pid}"
+        lag = "-" if status.lag is None else str(status.lag)
+        since = f"{status.since:%Y-%m-%d %H:%M:%S}"
+        at = f" at {status.last_checkpoint_at:%H:%M:%S}" if status.last_checkpoint_at else ""
+        print(f"{name:20} {owner:32} {since:19} {status.epoch:>5} {lag:>8}  {_version(latest)}{at}")
+    return 1 if untrained else 0
+
+
+def _version(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     store = _store(args)
     pointer = store.served_pointer(args.model)
@@ -268,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label", help="column ignored if present")
     p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "status", help="which trainer owns each model (host, pid, since, epoch), its lag and last checkpoint"
+    )
+    p.add_argument("model", nargs="?", help="one model (default: every configured model)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
         "versions", help="list a model's retained versions: lineage, metrics, served/pinned/held/tags"

@@ -82,6 +82,15 @@ class Holder(BaseModel):
     epoch: int = 0
 
 
+class TrainerStatus(Holder):
+    """The owner of a model with how far it is: ``GET /models/{name}``'s ``trainer`` and
+    ``streamlearn status``."""
+
+    lag: int | None = None  # records of the topic not learned yet, from the trainer's newest metric point
+    last_checkpoint: int | None = None  # newest version
+    last_checkpoint_at: datetime | None = None
+
+
 class Fenced(RuntimeError):
     """A write by a trainer whose lease was granted to another since (a newer epoch)."""
 

@@ -20,7 +20,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from model_store.keys import ModelKeys, models_index
-from model_store.leases import Fenced, Holder, Leases
+from model_store.leases import Fenced, Holder, Leases, TrainerStatus
 from model_store.redis_client import TIMEOUTS, redis_client
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, sign
@@ -107,6 +107,19 @@ class CheckpointStore:
     def owner(self, model: str) -> Holder | None:
         """The trainer holding the model's lease now, or None when nobody trains it."""
         return self.leases.holder(model)
+
+    def trainer_status(self, model: str) -> TrainerStatus | None:
+        """The owner with its lag and newest checkpoint; None when nobody trains the model."""
+        holder = self.owner(model)
+        if holder is None:
+            return None
+        points = self.metric_points(model, 1)
+        lag = sum(points[-1][1].get("lag", {}).values()) if points else None
+        latest = self.latest_version(model)
+        created = self.meta(model, latest).created_at if latest is not None else None
+        return TrainerStatus(
+            **holder.model_dump(), lag=lag, last_checkpoint=latest, last_checkpoint_at=created
+        )
 
     # -- writing (trainer only) ------------------------------------------------
 

@@ -33,7 +33,7 @@ async def list_models(manager: ManagerDep) -> list[ModelSummary]:
     return [_summary(manager, name) for name in sorted(manager.specs)]
 
 
-def _pointers(store: CheckpointStore, name: str) -> tuple[Pointers, list[dict]]:
+def _pointers(store: CheckpointStore, name: str) -> tuple[Pointers, list[dict], dict | None]:
     pointer = store.served_pointer(name)
     reset = store.reset_request(name)
     pointers = Pointers(
@@ -43,23 +43,26 @@ def _pointers(store: CheckpointStore, name: str) -> tuple[Pointers, list[dict]]:
         pin_reason=store.pin_reason(name) if pointer.pinned else None,
         reset_pending=reset.version if reset else None,
     )
-    return pointers, store.audit_log(name, 20)
+    trainer = store.trainer_status(name)
+    return pointers, store.audit_log(name, 20), trainer.model_dump(mode="json") if trainer else None
 
 
 @router.get("/{name}", responses=errors(404, 503))
 async def get_model(name: str, manager: ManagerDep) -> dict:
     """The served version of one model, its metadata (parent included) and metrics, the store's
-    pointers (pin and why, promoted, pending reset) and the newest rollbacks, pins and tags."""
+    pointers (pin and why, promoted, pending reset), the newest rollbacks, pins and tags, and the
+    trainer that owns the model (host, pid, since, fencing epoch, lag; null when none does)."""
     served = served_or_error(manager, name)
     try:
-        pointers, history = await run_in_threadpool(_pointers, manager.store, name)
+        pointers, history, trainer = await run_in_threadpool(_pointers, manager.store, name)
     except redis.RedisError:
-        pointers, history = None, None  # keep answering with what this replica holds
+        pointers, history, trainer = None, None, None  # keep answering with what this replica holds
     return {
         **_summary(manager, name).model_dump(),
         "metadata": served.meta.model_dump(mode="json", exclude={"signature"}),
         "pointers": pointers.model_dump() if pointers else None,
         "history": history,
+        "trainer": trainer,
     }
 
 

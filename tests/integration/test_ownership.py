@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pickle
 import signal
+import subprocess
+import sys
 
+import httpx
 import pytest
 from river import datasets
 
@@ -140,3 +143,38 @@ def test_a_zombie_owner_is_fenced_and_nothing_it_learned_after_losing_the_lease_
     # No version after the hand-over holds anything but the standby's learning.
     assert [m.n_learned for m in metas] == sorted(m.n_learned for m in metas)
     assert zombie.poll() is None and standby.poll() is None
+
+
+def test_status_and_the_api_show_who_trains_each_model(env: Env, store: CheckpointStore, port: int):
+    name = env.key_prefix
+    write_spec(env.models_dir, name=name, topic=name)
+    trainer = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    publish(phishing_events(200), name, env.kafka, progress=False)
+    wait_until(lambda: learned(store, name, 200), timeout=60, what="200 learned")
+    env.start_api(port)
+
+    def trainer_field() -> dict | None:
+        r = httpx.get(f"http://127.0.0.1:{port}/models/{name}", timeout=5)
+        return r.json()["trainer"] if r.status_code == 200 else None
+
+    shown = wait_until(trainer_field, timeout=30, what="the API showing the trainer")
+    holder = store.owner(name)
+    assert shown["pid"] == trainer.pid and shown["epoch"] == holder.epoch >= 1
+    assert shown["last_checkpoint"] == store.latest_version(name)
+    status = subprocess.run(
+        [sys.executable, "-m", "model_store.cli", "status"], env=env.environ(), capture_output=True, text=True
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.startswith(name))
+    assert f"pid {trainer.pid}" in row and f" {holder.epoch} " in row, status.stdout
+
+    assert stop(trainer) == 0  # releases the lease
+    assert store.owner(name) is None
+    wait_until(lambda: trainer_field() is None, timeout=10, what="the API showing nobody trains it")
+    status = subprocess.run(
+        [sys.executable, "-m", "model_store.cli", "status", name],
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 1 and "NOBODY TRAINS IT" in status.stdout, status.stdout
