@@ -65,8 +65,8 @@ def test_prometheus_config_is_valid_and_scrapes_api_and_trainer():
     # every replica of the scaled api service, found by Docker's DNS; the trainer on its metrics port
     (api,) = jobs["streamlearn-api"]["dns_sd_configs"]
     assert (api["names"], api["port"]) == (["api"], 8000)
-    (trainer,) = jobs["streamlearn-trainer"]["static_configs"]
-    assert trainer["targets"] == ["trainer:9100"]
+    (trainer,) = jobs["streamlearn-trainer"]["dns_sd_configs"]
+    assert (trainer["names"], trainer["port"]) == (["trainer"], 9100)
     rules = yaml.safe_load((CONFIGS / "prometheus" / "alerts.yml").read_text())
     for rule in rules["groups"][0]["rules"]:
         assert metric_names(rule["expr"]) <= CONTRACT, rule["expr"]

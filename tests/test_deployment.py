@@ -271,6 +271,7 @@ def test_trainer_runs_every_model_and_reports_liveness(services: dict):
     trainer = services["trainer"]
     args = command(trainer)
     assert args[:3] == ["streamlearn", "train", "--all"]
+    assert trainer["deploy"]["replicas"] == 2, "an owner and a standby for every model"
     heartbeat = option(args, "--heartbeat")
     assert heartbeat in " ".join(trainer["healthcheck"]["test"])
     home = re.search(r"--home-dir\s+(\S+)", (ROOT / IMAGES["train"]["dockerfile"]).read_text()).group(1)
@@ -352,7 +353,10 @@ def test_prometheus_scrapes_every_replica_and_the_trainer(services: dict):
     assert {"names": ["api"], "type": "A", "port": api_port} in [
         {k: sd[k] for k in ("names", "type", "port")} for sd in dns
     ], "one scrape target per API replica"
-    assert f"trainer:{TRAINER_METRICS_PORT}" in static
+    assert {"names": ["trainer"], "type": "A", "port": TRAINER_METRICS_PORT} in [
+        {k: sd[k] for k in ("names", "type", "port")} for sd in dns
+    ], "one scrape target per trainer replica (owner and standby)"
+    assert not static - {"localhost:9090"}
     mounts = {s: t for s, t, _ in volume_mounts(services["prometheus"])}
     assert mounts["./configs/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
 
