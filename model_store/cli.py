@@ -1,40 +1,47 @@
 """``streamlearn``: one command for both sides, wiring only.
 
-Each sub-command imports its side lazily, so a serving install (no ``stream``
-dependencies) runs ``serve``/``versions``/``rollback`` and a training install
-(no FastAPI) runs ``train``/``publish``.
+This module holds the commands on the checkpoint store both sides share (status,
+versions, rollback, unpin, tag) and the helpers every command uses. Each side adds its
+own (``stream/commands.py``: train, rebuild, publish, demo; ``api/commands.py``: serve,
+score) through the ``streamlearn.commands`` entry points of pyproject.toml, so this
+shared layer never names either side, and a side's heavy imports happen only when one
+of its commands runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from model_store.records import SourceError
 from model_store.settings import Settings
-from model_store.specs import SpecError, load_specs
+from model_store.specs import ModelSpec, SpecError, load_specs
 from model_store.store import CheckpointStore, VersionNotFound
 
+COMMANDS_GROUP = "streamlearn.commands"
+"""Entry-point group of the functions ``register(subparsers)`` that add a side's commands."""
 
-def _settings(args: argparse.Namespace) -> Settings:
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The process settings, with ``--models-dir`` over the environment."""
     overrides = {}
     if getattr(args, "models_dir", None):
         overrides["models_dir"] = Path(args.models_dir)
     return Settings(**overrides)
 
 
-def _spec(settings: Settings, name: str):
+def spec_of(settings: Settings, name: str) -> ModelSpec:
+    """The configured model ``name``; SpecError (exit 2, the same message everywhere) if unknown."""
     specs = load_specs(settings.models_dir)
     if name not in specs:
         raise SpecError(f"no model '{name}' in {settings.models_dir}; configured: {sorted(specs)}")
     return specs[name]
 
 
-def _require_signing_key(settings: Settings) -> None:
+def require_signing_key(settings: Settings) -> None:
     """Loading a pickle runs code: trainer and replicas must share a signing key."""
     if settings.signing_key is None or not settings.signing_key.get_secret_value():
         raise SpecError(
@@ -43,79 +50,8 @@ def _require_signing_key(settings: Settings) -> None:
         )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _require_signing_key(settings)
-    trainer = importlib.import_module("stream.trainer")
-    return trainer.run_trainer(_spec(settings, args.model), settings)
-
-
-def cmd_rebuild(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _require_signing_key(settings)
-    return importlib.import_module("stream.rebuild").rebuild_command(args, settings)
-
-
-def _from_offset(value: str) -> int | None:
-    """``earliest`` (None: the oldest retained offset) or an offset >= 0."""
-    if value == "earliest":
-        return None
-    try:
-        offset = int(value)
-    except ValueError:
-        offset = -1
-    if offset < 0:
-        raise argparse.ArgumentTypeError(f"expected 'earliest' or an offset >= 0, got {value!r}")
-    return offset
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _require_signing_key(settings)
-    importlib.import_module("api.main").serve(settings, args.host, args.port)
-    return 0
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    return importlib.import_module("stream.cli").publish_command(args, _settings(args))
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    return importlib.import_module("stream.demo").run_demo(args)
-
-
-def cmd_train_all(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _require_signing_key(settings)
-    heartbeat = Path(args.heartbeat) if args.heartbeat else None
-    return importlib.import_module("stream.train_all").run_all(
-        load_specs(settings.models_dir), settings, heartbeat
-    )
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _require_signing_key(settings)
-    score = importlib.import_module("api.score")
-    store = CheckpointStore.from_settings(settings)
-    key = settings.signing_key.get_secret_value().encode()
-    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    try:
-        version, scored, refused = score.score_file(
-            store, args.model, Path(args.file), out, key, args.version, args.label_column
-        )
-    except (LookupError, SourceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if args.output:
-            out.close()
-    print(f"scored {scored} rows with {args.model} v{version}; {refused} refused", file=sys.stderr)
-    return 0 if refused == 0 else 1
-
-
 def _store(args: argparse.Namespace) -> CheckpointStore:
-    settings = _settings(args)
+    settings = settings_of(args)
     return CheckpointStore.from_settings(settings)
 
 
@@ -125,12 +61,12 @@ def _fmt(value: float | None) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Every configured model with the trainer that owns it, its epoch, lag and newest checkpoint."""
-    settings = _settings(args)
+    settings = settings_of(args)
     store = CheckpointStore.from_settings(settings)
     specs = load_specs(settings.models_dir)
     names = [args.model] if args.model else sorted(specs)
     if args.model:
-        _spec(settings, args.model)
+        spec_of(settings, args.model)
     print(f"{'model':20} {'owner':32} {'since (UTC)':19} {'epoch':>5} {'lag':>8}  last checkpoint")
     untrained = 0
     for name in names:
@@ -230,73 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models-dir", help="directory of model YAMLs (default: $STREAMLEARN_MODELS_DIR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("train", help="learn one model (or all) from Kafka, checkpointing to Redis")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model")
-    # --all swaps the handler itself, so cmd_train stays the one-model path.
-    which.add_argument(
-        "--all",
-        dest="func",
-        action="store_const",
-        const=cmd_train_all,
-        help="every model in the models directory, one trainer thread each, in this process",
-    )
-    p.add_argument(
-        "--heartbeat",
-        metavar="FILE",
-        help="with --all: file touched every few seconds while every trainer runs (for healthchecks)",
-    )
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "rebuild",
-        help="re-learn a model from its topic's retained events with this River and Python (new lineage)",
-        description="Re-learn MODEL test-then-train from its topic's retained events, up to the high "
-        "watermarks seen at the start, with the River and Python of this install, and publish the "
-        "result as a new lineage (parent none, rebuilt_from in its metadata; the old versions stay "
-        "until retention). A trainer started afterwards resumes right after the rebuilt events. "
-        "Refuses while a trainer runs the model (exit status 75). Runbook: docs/operations.md.",
-    )
-    p.add_argument("model")
-    p.add_argument(
-        "--from-offset",
-        type=_from_offset,
-        default=None,
-        metavar="earliest|N",
-        help="first offset to re-learn on every partition (default: earliest retained)",
-    )
-    p.set_defaults(func=cmd_rebuild)
-
-    p = sub.add_parser("serve", help="run an API replica")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("publish", help="replay a CSV/JSONL file or a River dataset into a model's topic")
-    p.add_argument("--model", required=True)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("file", nargs="?", help="FILE.csv or FILE.jsonl")
-    src.add_argument("--dataset", help="a River dataset, e.g. Phishing, Bananas, TrumpApproval")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
-    p.add_argument("--limit", type=int, help="stop after N events")
-    p.add_argument(
-        "--delayed-labels",
-        action="store_true",
-        help="ask the API for each prediction now and publish only the label later (label-only events)",
-    )
-    p.add_argument("--api", default="http://127.0.0.1:8000", help="API base URL for --delayed-labels")
-    p.add_argument("--label-delay", type=float, default=5.0, help="seconds between prediction and label")
-    p.set_defaults(func=cmd_publish)
-
-    p = sub.add_parser("score", help="batch-score a CSV/JSONL file with a retained version (JSON lines out)")
-    p.add_argument("model")
-    p.add_argument("file", help="FILE.csv or FILE.jsonl")
-    p.add_argument("--version", type=int, help="version to use (default: the one replicas serve)")
-    p.add_argument("--label-column", default="label", help="column ignored if present")
-    p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
-    p.set_defaults(func=cmd_score)
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            register = entry.load()  # each side's commands (pyproject.toml)
+        except ModuleNotFoundError:  # an image holding one side only: its commands are all there is
+            continue
+        register(sub)
 
     p = sub.add_parser(
         "status", help="which trainer owns each model (host, pid, since, epoch), its lag and last checkpoint"
@@ -334,10 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove", action="store_true", help="remove the version's label")
     p.set_defaults(func=cmd_tag)
 
-    p = sub.add_parser("demo", help="start Kafka, Redis, trainers and the API and stream a dataset")
-    p.add_argument("--rate", type=float, default=25.0, help="events per second per model")
-    p.add_argument("--port", type=int, default=8000)
-    p.set_defaults(func=cmd_demo)
     return parser
 
 

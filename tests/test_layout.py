@@ -26,11 +26,25 @@ def imported_roots(package: str) -> dict[str, set[str]]:
                 roots |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 roots.add(node.module.split(".")[0])
-            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
+            elif isinstance(node, ast.Call) and _dynamic_import(node):
                 if node.args and isinstance(node.args[0], ast.Constant):
                     roots.add(str(node.args[0].value).split(".")[0])
+                else:
+                    roots.add("<a module named at run time>")
         found[str(path.relative_to(ROOT))] = roots
     return found
+
+
+def _dynamic_import(call: ast.Call) -> bool:
+    """``importlib.import_module(...)``, ``import_module(...)``, ``__import__(...)``."""
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    return name in {"import_module", "__import__"}
+
+
+def test_the_import_scan_sees_dynamic_imports(tmp_path):
+    tree = ast.parse("import importlib\nimportlib.import_module('stream.trainer')\n__import__('api.main')\n")
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert [_dynamic_import(c) for c in calls] == [True, True]
 
 
 def test_api_never_imports_training_code():
@@ -49,16 +63,22 @@ def test_api_uses_kafka_for_its_prediction_log_producer_only():
         assert "KafkaConsumer" not in path.read_text(), path
 
 
-def test_model_store_imports_neither_side_at_module_level():
+def test_model_store_imports_neither_side_in_any_way():
+    """Not at module level, not lazily, not through importlib or __import__, nor by naming a side's
+    module in a string: each side registers its own CLI commands (entry points, pyproject.toml)."""
+    forbidden = TRAINING_ONLY | SERVING_ONLY | {"kafka", "<a module named at run time>"}
+    offenders = {f: r & forbidden for f, r in imported_roots("model_store").items() if r & forbidden}
+    assert not offenders, offenders
     for path in (ROOT / "model_store").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in tree.body:  # module level only: the CLI dispatches lazily
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module.split(".")[0]]
-            assert not set(names) & (TRAINING_ONLY | SERVING_ONLY | {"kafka"}), f"{path.name}: {names}"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not node.value.startswith(("stream.", "api.")), (path.name, node.value)
+
+
+def test_each_side_registers_its_own_commands():
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    targets = {v.split(":")[0].split(".")[0] for v in entry_points["streamlearn.commands"].values()}
+    assert targets == {"stream", "api"}
 
 
 def test_stream_never_imports_serving_code():
@@ -112,3 +132,23 @@ def test_serving_runs_without_kafka_or_training_code(tmp_path):
         redis_server.stop()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "serving ok" in result.stdout
+
+
+def test_the_cli_of_a_serving_install_has_the_serving_and_shared_commands():
+    """An image without stream/ (docker/serve.Dockerfile) still runs `streamlearn serve` and the
+    version commands; the training commands are simply not there."""
+    script = textwrap.dedent("""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "stream":
+                    raise ModuleNotFoundError("no stream/ in this install", name=name)
+        sys.meta_path.insert(0, Block())
+        from model_store.cli import build_parser
+        (sub,) = [a for a in build_parser()._actions if a.dest == "command"]
+        print(" ".join(sorted(sub.choices)))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shared = ["status", "versions", "rollback", "unpin", "tag"]
+    assert result.stdout.split() == sorted(["serve", "score", *shared])
