@@ -94,6 +94,12 @@ class ModelKeys:
         return self._k(f"v:{version}:blob")
 
 
+def fleet_members(prefix: str) -> str:
+    """Sorted set of live ``train --all`` processes: member id -> the Redis time (ms) its
+    membership expires at unless renewed; the models are shared out among the live ones."""
+    return f"{prefix}:trainers"
+
+
 def models_index(prefix: str) -> str:
     """Set of model names that have published at least one version."""
     return f"{prefix}:models"

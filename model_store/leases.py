@@ -19,7 +19,7 @@ import orjson
 import redis
 from pydantic import BaseModel
 
-from model_store.keys import ModelKeys
+from model_store.keys import ModelKeys, fleet_members
 
 # KEYS: lease, epoch. ARGV: owner, ttl ms, holder JSON (without epoch).
 # The lease's holder renews it; anyone else gets it once it is gone, with the next epoch.
@@ -142,3 +142,34 @@ class Leases:
         """Who holds the model's lease now, if anyone."""
         raw = self.client.get(self._keys(model).lease)
         return Holder.model_validate_json(raw) if raw is not None else None
+
+
+# KEYS: members. ARGV: member, ttl ms (0: leave). Returns the live members after the change.
+_MEMBER = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+
+class Members:
+    """The live ``train --all`` processes of a deployment, counted by their heartbeats
+    (expiry times on Redis's clock, so the machines' clocks do not matter)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.key = fleet_members(prefix)
+        self._member = client.register_script(_MEMBER)
+
+    def beat(self, member: str, ttl: float) -> list[str]:
+        """Renew ``member`` for ``ttl`` seconds; the live members, itself included."""
+        live = self._member(keys=[self.key], args=[member, max(int(ttl * 1000), 1)])
+        return sorted(m.decode() for m in live)
+
+    def leave(self, member: str) -> None:
+        self._member(keys=[self.key], args=[member, 0])

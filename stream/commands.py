@@ -23,12 +23,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_all(args: argparse.Namespace) -> int:
-    from stream.train_all import run_all
+    from stream.fleet import run_fleet
 
     settings = settings_of(args)
     require_signing_key(settings)
     heartbeat = Path(args.heartbeat) if args.heartbeat else None
-    return run_all(load_specs(settings.models_dir), settings, heartbeat)
+    return run_fleet(load_specs(settings.models_dir), settings, heartbeat)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="func",
         action="store_const",
         const=cmd_train_all,
-        help="every model in the models directory, one trainer thread each, in this process",
+        help="this process's share of the models (ceil(M / N) among N train --all processes), "
+        "each in a worker process of its own",
     )
     p.add_argument(
         "--heartbeat",

@@ -72,7 +72,7 @@ class ForkedChild:
     def start(cls, work: Callable[[], bytes]) -> ForkedChild:
         """Fork now; the child runs ``work`` and reports what it returns. Raises OSError when
         the fork fails (no child then)."""
-        set_death_signal = _death_signal_setter()  # looked up here: no dlopen in a child
+        set_death_signal = death_signal_setter()  # looked up here: no dlopen in a child
         parent = os.getpid()
         read_fd, write_fd = os.pipe()
         try:
@@ -154,7 +154,7 @@ class ForkedChild:
 
 
 @functools.cache
-def _death_signal_setter() -> Callable[[int], object] | None:
+def death_signal_setter() -> Callable[[int], object] | None:
     """``prctl(PR_SET_PDEATHSIG, sig)`` on Linux, else None."""
     if not sys.platform.startswith("linux"):
         return None

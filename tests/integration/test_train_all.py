@@ -62,21 +62,3 @@ def test_a_bad_model_config_stops_start_up_naming_it(env: Env):
     proc = env.start("train-all", "train", "--all")
     assert proc.wait(timeout=60) == 2
     assert "NoSuchModel" in env.log("train-all")
-
-
-def test_one_metrics_endpoint_serves_every_trainer_of_the_process():
-    from prometheus_client import CollectorRegistry, Counter, generate_latest
-
-    from stream.train_all import MergedRegistries
-
-    registries = []
-    for model in ("a", "b"):
-        r = CollectorRegistry()
-        Counter("streamlearn_events_learned", "Events learned", ["model"], registry=r).labels(model).inc(3)
-        registries.append(r)
-    merged = CollectorRegistry(auto_describe=False)
-    merged.register(MergedRegistries(registries))
-    text = generate_latest(merged).decode()
-    assert text.count("# HELP streamlearn_events_learned_total") == 1
-    assert 'streamlearn_events_learned_total{model="a"} 3.0' in text
-    assert 'streamlearn_events_learned_total{model="b"} 3.0' in text

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import redis
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from river import metrics
 
 from model_store.monitoring import MetricPoint, ServedState
+from model_store.settings import Settings
 from model_store.specs import ModelSpec
+from model_store.store import CheckpointStore
+from stream.fleet import Fleet
 from stream.joiner import Joined
 from stream.learner import Learner
 from stream.served_scores import MAX_VERSIONS, ServedScores
@@ -84,6 +88,11 @@ def test_the_trainer_exports_exactly_the_metrics_the_configs_know():
     telemetry.rejected("schema: bad")
     exported = set()
     for family in telemetry.registry.collect():
+        exported.add(family.name + ("_total" if family.type == "counter" else ""))
+    # the rest come from the train --all supervisor, merged with its workers' on one endpoint
+    store = CheckpointStore(redis.Redis(), "p")  # never connects: scripts register lazily
+    supervisor = Fleet({"m": SPEC}, Settings(), store)
+    for family in supervisor.own_registry.collect():
         exported.add(family.name + ("_total" if family.type == "counter" else ""))
     assert exported == TRAINER_METRICS
 
