@@ -114,9 +114,10 @@
         drift: el("span", { class: "badge unknown", "data-monitor": "concept_drift" }),
         error: el("span", { class: "badge unknown", "data-monitor": "error_rate" }),
         data: el("span", { class: "badge unknown", "data-monitor": "data_drift" }),
+        trainer: el("span", { class: "badge unknown", "data-trainer": "unknown", text: "trainer: …" }),
       };
       this.head.append(el("h2", { text: this.name }), this.badges.overall, this.badges.drift,
-                       this.badges.error, this.badges.data, this.facts);
+                       this.badges.error, this.badges.data, this.badges.trainer, this.facts);
       this.alerts = el("ul", { class: "alerts" });
 
       const chartBox = (title) => {
@@ -230,6 +231,31 @@
 
     async refreshReport() {
       this.applyReport(await getJSON(`models/${encodeURIComponent(this.name)}/monitors?history=0`));
+      this.refreshTrainer().catch(console.error);
+    }
+
+    // Who trains the model (its lease holder), flagged when nobody does.
+    async refreshTrainer() {
+      const badge = this.badges.trainer;
+      let detail;
+      try {
+        detail = await getJSON(`models/${encodeURIComponent(this.name)}`);
+      } catch (err) {
+        return; // no version served yet (503): the badge keeps what it showed
+      }
+      const t = detail.trainer;
+      if (t) {
+        badge.className = "badge ok";
+        badge.dataset.trainer = `${t.host}:${t.pid}`;
+        badge.textContent = `trained by ${t.host} pid ${t.pid} · epoch ${t.epoch}` +
+          (t.lag === null || t.lag === undefined ? "" : ` · lag ${t.lag.toLocaleString()}`);
+        badge.title = `owner since ${t.since}`;
+      } else {
+        badge.className = "badge alert";
+        badge.dataset.trainer = "none";
+        badge.textContent = "nobody trains it";
+        badge.title = "no trainer holds this model's lease: it does not learn";
+      }
     }
 
     async loadVersions() {
@@ -395,6 +421,7 @@
     for (const m of models) cards.set(m.name, new ModelCard(m, root));
     connect();
     await Promise.all([...cards.values()].map((c) => c.loadHistory().catch(console.error)));
+    for (const card of cards.values()) card.refreshTrainer().catch(console.error);
     const frame = () => {
       for (const card of cards.values()) card.render();
       requestAnimationFrame(frame);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -23,7 +24,7 @@ from stream.learner import TIMED_EVERY
 from stream.local_services import free_port
 from stream.publish import publish
 from tests.helpers.browser import chromium, screenshot
-from tests.helpers.processes import Env, wait_until, write_spec
+from tests.helpers.processes import Env, stop, wait_until, write_spec
 from tests.helpers.prometheus import prometheus, query, sample
 
 DRIFT_AT, LENGTH, BOUND = 3000, 6000, 500
@@ -265,7 +266,7 @@ def test_dashboard_updates_live_and_prometheus_scrapes_api_and_trainer(
         checkpoint={"every_events": 200, "every_seconds": 1.0, "keep": 20},
     )
     trainer_port = free_port()
-    env.start_trainer(name, STREAMLEARN_METRICS_PORT=str(trainer_port))
+    trainer = env.start_trainer(name, STREAMLEARN_METRICS_PORT=str(trainer_port))
     env.start_api(port)
     events = sine_events(False)[:3000]
     stop_publishing = threading.Event()
@@ -326,6 +327,14 @@ def test_dashboard_updates_live_and_prometheus_scrapes_api_and_trainer(
                 "streamlearn-api": "1",
                 "streamlearn-trainer": "1",
             }
+
+            # Who trains the model, and a model nobody trains flagged.
+            badge = f"return document.querySelector('[data-model=\"{name}\"] [data-trainer]').dataset.trainer"
+            owner = f"{socket.gethostname()}:{trainer.pid}"
+            wait_until(lambda: browser.execute_script(badge) == owner, timeout=30, what="the trainer shown")
+            stop(trainer)
+            wait_until(lambda: browser.execute_script(badge) == "none", timeout=30, what="nobody trains it")
+            screenshot(browser, "dashboard-untrained")
     finally:
         stop_publishing.set()
         publisher.join()
