@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven chromium
 # Test and bench tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
 APT_TOOLS := prometheus chromium-driver wrk
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint lock clean compose-env
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint bench-fleet lock clean compose-env
 
 deps: system-deps python-deps kafka-jars
 
@@ -67,6 +67,11 @@ bench-drift: python-deps
 
 # Trainer rate with a checkpoint every second, forked / inline / none -> docs/benchmarks.md
 # (starts its own redis-server).
+# Trainer fleet: SIGKILL/SIGTERM hand-over to a standby, train --all spread -> docs/benchmarks.md
+# (starts its own Kafka and Redis).
+bench-fleet: deps
+	$(PY) bench/fleet.py $(BENCH_ARGS)
+
 bench-checkpoint: system-deps python-deps
 	$(PY) bench/checkpoint_fork.py
 # Secrets for `docker compose` (once): .env beside docker-compose.yml, git-ignored.

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
     trainer_lease_seconds: float = Field(
-        default=10.0,
+        default=6.0,
         gt=0,
         description="TTL of a trainer's lease on its model: a standby takes over this long after "
         "the owner died or was cut off.",

@@ -7,7 +7,7 @@ N the live members. A model is owned through its lease, as with ``train --model`
 this supervisor starts one worker process (``streamlearn train --model NAME``) per
 model it takes, and the worker holds the lease, learns and checkpoints.
 
-Every ``STANDBY_POLL``-ish second the supervisor:
+Every ``POLL`` seconds the supervisor:
 
 - restarts a worker that crashed, after a backoff (1, 2, 4 ... 30 s; counted), and
   never touches the other workers: one model's crash stops no other;
@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,11 @@ from stream.trainer import EXIT_INCOMPATIBLE
 
 log = logging.getLogger(__name__)
 
-POLL = 1.0
+POLL = 0.5
 """Seconds between two looks at the fleet."""
 COOLDOWN = 5.0
 """Seconds a model given up stays out of this member's reach, so another member takes it."""
-JOIN_GRACE = 2.0
+JOIN_GRACE = 1.5
 """Seconds a new member only counts the others before taking models, so members started
 together share from the start instead of one taking everything and handing most over."""
 LOSER_GRACE = 5.0
@@ -167,7 +168,8 @@ class Fleet:
             log.info("fleet: %d members, share %d: handing %s over", self.live_members, share, name)
             self._stop(self.slots[name], cooldown=now + COOLDOWN)
             running.remove(name)
-        for name, slot in self.slots.items():
+        for name in self._preference():
+            slot = self.slots[name]
             if len(running) >= share:
                 break
             if slot.worker or slot.refused or now < slot.retry_at or now < slot.cooldown_until:
@@ -176,6 +178,13 @@ class Fleet:
                 continue  # another member owns it
             self._start(name, slot, now)
             running.append(name)
+
+    def _preference(self) -> list[str]:
+        """The models in an order of this member's own (a rotation by its id), so members
+        looking for free models at the same moment mostly reach for different ones."""
+        names = list(self.slots)
+        start = zlib.crc32(self.member.encode()) % len(names) if names else 0
+        return names[start:] + names[:start]
 
     def _owners(self) -> dict[str, int]:
         """Model -> pid of the process holding its lease (models nobody holds are absent)."""
