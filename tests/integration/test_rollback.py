@@ -117,11 +117,14 @@ def test_predictions_never_fail_during_pin_unpin_and_reset(env: Env, store: Chec
 
         async with httpx.AsyncClient(timeout=10) as client:
             tasks = [asyncio.create_task(hammer(client, port)) for port in ports for _ in range(4)]
-            await asyncio.sleep(0.3)
+            while len(results) < 20:  # requests flow before the change
+                await asyncio.sleep(0.01)
             r = await change(client)
             assert r.status_code in (200, 202), r.text
             await asyncio.to_thread(all_serve, ports, name, target, f"v{target} while hammering")
-            await asyncio.sleep(0.3)
+            after = len(results)
+            while len(results) < after + 20:  # and after it
+                await asyncio.sleep(0.01)
             done.set()
             await asyncio.gather(*tasks)
         assert {status for status, _ in results} == {200}
