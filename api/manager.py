@@ -3,7 +3,8 @@
 Routes get an immutable ``Served`` and use it for the whole request, so a
 request is answered entirely by one version even while a swap happens.
 Loading (fetch, verify, unpickle) runs on the watcher thread, never on the
-request path; the swap is one dict replacement.
+request path; the swap is one dict replacement. A replica fetches and unpickles a
+version's serving artefact only, never its training state (model_store/snapshot.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import redis
 
-from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, load_state
+from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, load_model
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, StoreError
 
@@ -72,8 +73,8 @@ class ModelManager:
                     return current
                 if self._refused.get(name) == pointer.version:
                     return current
-                meta, blob = self.store.fetch(name, pointer.version)
-                state = load_state(meta, blob, self.signing_key)
+                meta, blob = self.store.fetch(name, pointer.version)  # the artefact only
+                model = load_model(meta, blob, self.signing_key)
             except IncompatibleSnapshot as exc:
                 self._refused[name] = pointer.version
                 self.refused[name] = self.refused.get(name, 0) + 1
@@ -86,7 +87,7 @@ class ModelManager:
                     self.problems[name] = f"checkpoint store unreachable: {exc}"
                 log.warning("cannot refresh %s: %s", name, exc)
                 return self._served.get(name)
-            served = Served(name, meta.version, meta, state["model"], pointer.pinned, time.time())
+            served = Served(name, meta.version, meta, model, pointer.pinned, time.time())
             self._served = {**self._served, name: served}
             self.problems.pop(name, None)
             log.info("%s: serving v%d%s", name, served.version, " (pinned)" if served.pinned else "")

@@ -1,8 +1,9 @@
 """Versioned checkpoints in Redis (key layout in docs/architecture.md).
 
 Only the trainer writes versions; the API reads them. A version is published in
-one MULTI/EXEC transaction (blob, metadata, index, ``latest``, retention,
-announcement), so no reader ever sees metadata without its blob or half a version.
+one MULTI/EXEC transaction (serving artefact, training state, metadata, index,
+``latest``, retention, announcement), so no reader ever sees metadata without its
+parts or half a version.
 """
 
 from __future__ import annotations
@@ -133,8 +134,13 @@ class CheckpointStore:
         hold_reason: str | None = None,
         applies_reset: ResetRequest | None = None,
         epoch: int | None = None,
+        training: bytes | None = None,
     ) -> SnapshotMeta:
         """Store a new version atomically; return its metadata, version and signature set.
+
+        ``blob`` is the serving artefact and ``training`` the training state, two values
+        written in the one transaction, each with its digest in the signed metadata
+        (``training`` None writes the one-blob form snapshots had before the split).
 
         The version number is allocated first (INCR, never reused even if this call
         fails later), then the metadata is signed with it, then everything is
@@ -151,7 +157,7 @@ class CheckpointStore:
         if epoch is not None:
             self._check_epoch(meta.model, self.client.get(k.epoch), epoch)  # early: keep numbers tidy
         version = int(self.client.incr(k.next_version))
-        meta = sign(meta.model_copy(update={"version": version}), blob, signing_key)
+        meta = sign(meta.model_copy(update={"version": version}), blob, signing_key, training)
         announcement = orjson.dumps({"event": "version", "version": version, "promoted": promote})
 
         def write(tx: redis.client.Pipeline) -> None:
@@ -166,6 +172,8 @@ class CheckpointStore:
             )
             tx.multi()
             tx.set(k.blob(version), blob)
+            if training is not None:
+                tx.set(k.training(version), training)
             tx.set(k.meta(version), meta.model_dump_json())
             tx.zadd(k.versions, {str(version): version})
             tx.set(k.latest, version)
@@ -177,7 +185,7 @@ class CheckpointStore:
                     tx.set(k.promoted, latest_before)  # a store from before the gate: keep serving that
             tx.sadd(models_index(self.prefix), meta.model)
             for old in doomed:
-                tx.delete(k.blob(old), k.meta(old))
+                tx.delete(*k.version_keys(old))
                 tx.zrem(k.versions, str(old))
                 tx.hdel(k.held, str(old))
             if finishes_reset:
@@ -416,12 +424,37 @@ class CheckpointStore:
         return SnapshotMeta.model_validate_json(raw)
 
     def fetch(self, model: str, version: int) -> tuple[SnapshotMeta, bytes]:
-        """Metadata and blob of one version, read together."""
+        """Metadata and serving artefact of one version, read together (what a replica
+        needs; the training state is not read)."""
         k = self.keys(model)
         raw_meta, blob = self.client.mget(k.meta(version), k.blob(version))
         if raw_meta is None or blob is None:
             raise VersionNotFound(model, version, self.version_numbers(model))
         return SnapshotMeta.model_validate_json(raw_meta), blob
+
+    def fetch_parts(self, model: str, version: int) -> tuple[SnapshotMeta, bytes, bytes | None]:
+        """Metadata, serving artefact and training state of one version, read together (what
+        the trainer needs); the training state is None for a snapshot in the one-blob form."""
+        k = self.keys(model)
+        raw_meta, blob, training = self.client.mget(k.meta(version), k.blob(version), k.training(version))
+        if raw_meta is None or blob is None:
+            raise VersionNotFound(model, version, self.version_numbers(model))
+        meta = SnapshotMeta.model_validate_json(raw_meta)
+        if meta.is_split and training is None:
+            raise VersionNotFound(model, version, self.version_numbers(model))
+        return meta, blob, training
+
+    def fetch_latest_parts(self, model: str) -> tuple[SnapshotMeta, bytes, bytes | None] | None:
+        """Newest version's ``fetch_parts``, retrying if retention removes it meanwhile."""
+        for _ in range(5):
+            version = self.latest_version(model)
+            if version is None:
+                return None
+            try:
+                return self.fetch_parts(model, version)
+            except VersionNotFound:
+                continue
+        raise StoreError(f"model '{model}': latest version keeps disappearing")
 
     def fetch_latest(self, model: str) -> tuple[SnapshotMeta, bytes] | None:
         """Newest version, retrying if retention removes it between the two reads."""

@@ -9,8 +9,9 @@ A checkpoint is made in three steps, so the expensive one can run in a forked ch
    pickled before the learner learns again, which a fork guarantees by copying memory at
    that instant;
 2. ``write`` (in the child, or inline): summarise the features when due (milliseconds of
-   pure computation on the same sample), pickle, ask the promotion gate, sign and publish
-   in one Redis transaction; it returns a ``Published`` report;
+   pure computation on the same sample), pickle the serving artefact and the training
+   state apart, ask the promotion gate, sign and publish both in one Redis transaction;
+   it returns a ``Published`` report;
 3. ``finish`` (in the trainer): the parent pointer, the gate's cache, the feature
    statistics, the held-version warning, and the auto-rollback policy: state that must
    live in the trainer, which a child's changes would never reach.
@@ -30,7 +31,7 @@ from pydantic import BaseModel
 from model_store.feature_stats import FeatureStats, summarize
 from model_store.leases import Fenced
 from model_store.promotion import AutoRollback, PromotionGate
-from model_store.snapshot import SnapshotMeta, dump_state
+from model_store.snapshot import SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest
 from stream.learner import Learner
@@ -154,18 +155,19 @@ class Checkpointer:
             cfg = self.spec.data_drift
             stats = summarize(list(prepared.sample), cfg.bins, max_features=cfg.max_features)
             meta = meta.model_copy(update={"feature_stats": stats})
-        blob = dump_state(prepared.state)
+        artefact, training = dump_parts(prepared.state)
         decision = self.gate.decide(meta, prepared.bigger_is_better)
         promote = decision.promote or prepared.reset is not None
         meta = self.store.publish(
             meta,
-            blob,
+            artefact,
             keep=self.spec.checkpoint.keep,
             signing_key=self.signing_key,
             promote=promote,
             hold_reason=decision.reason,
             applies_reset=prepared.reset,
             epoch=self.epoch,
+            training=training,
         )
         return Published(
             meta=meta,

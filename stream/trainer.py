@@ -166,12 +166,12 @@ class Trainer:
         return False
 
     def _restore(self) -> tuple[Learner, dict[int, int]]:
-        newest = self.store.fetch_latest(self.spec.name)
+        newest = self.store.fetch_latest_parts(self.spec.name)
         if newest is None:
             log.info("%s: no checkpoint yet, starting from a fresh pipeline", self.spec.name)
             return Learner.from_spec(self.spec), {}
-        meta, blob = newest
-        state = load_state(meta, blob, self._signing_key)
+        meta, blob, training = newest
+        state = load_state(meta, blob, self._signing_key, training)
         learner = Learner.from_state(state, self.spec)
         if self.delayed is not None:
             self.delayed = DelayedLabels(self.spec, state, meta.prediction_offsets)
