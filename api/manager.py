@@ -34,6 +34,7 @@ class Served:
     model: Any
     pinned: bool
     loaded_at: float
+    load_seconds: float = 0.0  # fetch, verify and unpickle the artefact
 
 
 class ModelManager:
@@ -73,8 +74,10 @@ class ModelManager:
                     return current
                 if self._refused.get(name) == pointer.version:
                     return current
+                started = time.perf_counter()
                 meta, blob = self.store.fetch(name, pointer.version)  # the artefact only
                 model = load_model(meta, blob, self.signing_key)
+                seconds = time.perf_counter() - started
             except IncompatibleSnapshot as exc:
                 self._refused[name] = pointer.version
                 self.refused[name] = self.refused.get(name, 0) + 1
@@ -87,10 +90,17 @@ class ModelManager:
                     self.problems[name] = f"checkpoint store unreachable: {exc}"
                 log.warning("cannot refresh %s: %s", name, exc)
                 return self._served.get(name)
-            served = Served(name, meta.version, meta, model, pointer.pinned, time.time())
+            served = Served(name, meta.version, meta, model, pointer.pinned, time.time(), seconds)
             self._served = {**self._served, name: served}
             self.problems.pop(name, None)
-            log.info("%s: serving v%d%s", name, served.version, " (pinned)" if served.pinned else "")
+            log.info(
+                "%s: serving v%d%s (%d bytes loaded in %.1f ms)",
+                name,
+                served.version,
+                " (pinned)" if served.pinned else "",
+                meta.blob_bytes,
+                1000 * seconds,
+            )
             return served
 
     def refresh_all(self) -> None:

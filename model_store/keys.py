@@ -66,6 +66,11 @@ class ModelKeys:
         return self._k("tags")
 
     @property
+    def sizes(self) -> str:
+        """Hash version -> bytes the version holds (both parts): what the byte budget sums."""
+        return self._k("sizes")
+
+    @property
     def channel(self) -> str:
         """Pub/sub channel announcing new versions, pins and resets."""
         return self._k("events")

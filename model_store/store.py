@@ -42,6 +42,17 @@ class VersionNotFound(StoreError):
 
 
 @dataclass(frozen=True)
+class Retention:
+    """What retention does once a version exists: the versions it drops, the sizes it records
+    for versions written before sizes were, what stays, and the versions nothing may drop."""
+
+    doomed: list[int]
+    backfill: dict[str, int]
+    retained_bytes: int
+    protected: list[int]
+
+
+@dataclass(frozen=True)
 class ServedPointer:
     """Which version a replica should serve, and why: the pin, else the promoted one, else the newest."""
 
@@ -135,12 +146,15 @@ class CheckpointStore:
         applies_reset: ResetRequest | None = None,
         epoch: int | None = None,
         training: bytes | None = None,
+        max_bytes: int | None = None,
     ) -> SnapshotMeta:
         """Store a new version atomically; return its metadata, version and signature set.
 
         ``blob`` is the serving artefact and ``training`` the training state, two values
         written in the one transaction, each with its digest in the signed metadata
         (``training`` None writes the one-blob form snapshots had before the split).
+        Retention keeps the newest ``keep`` versions and, with ``max_bytes``, drops the
+        oldest until the retained versions (this one included) fit (``_retention``).
 
         The version number is allocated first (INCR, never reused even if this call
         fails later), then the metadata is signed with it, then everything is
@@ -163,7 +177,7 @@ class CheckpointStore:
         def write(tx: redis.client.Pipeline) -> None:
             if epoch is not None:
                 self._check_epoch(meta.model, tx.get(k.epoch), epoch)  # authoritative: epoch WATCHed
-            doomed = self._expired_after(tx, meta.model, version, keep, promote)
+            plan = self._retention(tx, meta.model, version, meta.total_bytes, keep, promote, max_bytes)
             pending, latest_before, promoted_before = tx.mget(k.reset_request, k.latest, k.promoted)
             finishes_reset = (
                 applies_reset is not None
@@ -176,6 +190,7 @@ class CheckpointStore:
                 tx.set(k.training(version), training)
             tx.set(k.meta(version), meta.model_dump_json())
             tx.zadd(k.versions, {str(version): version})
+            tx.hset(k.sizes, mapping={str(version): meta.total_bytes, **plan.backfill})
             tx.set(k.latest, version)
             if promote:
                 tx.set(k.promoted, version)
@@ -184,10 +199,7 @@ class CheckpointStore:
                 if promoted_before is None and latest_before is not None:
                     tx.set(k.promoted, latest_before)  # a store from before the gate: keep serving that
             tx.sadd(models_index(self.prefix), meta.model)
-            for old in doomed:
-                tx.delete(*k.version_keys(old))
-                tx.zrem(k.versions, str(old))
-                tx.hdel(k.held, str(old))
+            self._drop(tx, k, plan.doomed)
             if finishes_reset:
                 tx.delete(k.reset_request)
                 target = applies_reset.version
@@ -214,23 +226,68 @@ class CheckpointStore:
                 except redis.WatchError:
                     tx.reset()
 
-    def _expired_after(
-        self, reader: Any, model: str, new_version: int, keep: int, promote: bool
-    ) -> list[int]:
-        """Versions retention drops once ``new_version`` exists: beyond the newest ``keep``,
-        except the pinned, the promoted (unless ``new_version`` replaces it), the tagged ones
-        and one a pending reset names."""
+    @staticmethod
+    def _drop(tx: redis.client.Pipeline, k: ModelKeys, versions: list[int]) -> None:
+        for old in versions:
+            tx.delete(*k.version_keys(old))
+            tx.zrem(k.versions, str(old))
+            tx.hdel(k.held, str(old))
+            tx.hdel(k.sizes, str(old))
+
+    def _retention(
+        self,
+        reader: Any,
+        model: str,
+        new_version: int,
+        new_bytes: int,
+        keep: int,
+        promote: bool,
+        max_bytes: int | None = None,
+    ) -> Retention:
+        """What retention drops once ``new_version`` (``new_bytes``) exists: versions beyond
+        the newest ``keep``, then, while the rest is over ``max_bytes``, the oldest first.
+        Never the new version, the pinned, the promoted (unless ``new_version`` replaces it),
+        the tagged ones nor one a pending reset names."""
         k = self.keys(model)
         existing = [int(v) for v in reader.zrange(k.versions, 0, -1)]
-        newest = sorted([*existing, new_version], reverse=True)[:keep]
         pinned, promoted, reset = reader.mget(k.pinned, k.promoted, k.reset_request)
-        protected = set(newest) | {int(v) for v in reader.hkeys(k.tags)}
-        protected |= {int(v) for v in (pinned, None if promote else promoted) if v is not None}
+        always = {new_version} | {int(v) for v in reader.hkeys(k.tags)}
+        always |= {int(v) for v in (pinned, None if promote else promoted) if v is not None}
         if not promote and promoted is None and existing:
-            protected.add(max(existing))  # becomes the promoted one (a store from before the gate)
+            always.add(max(existing))  # becomes the promoted one (a store from before the gate)
         if reset is not None:
-            protected.add(ResetRequest.model_validate_json(reset).version)
-        return [v for v in existing if v not in protected]
+            always.add(ResetRequest.model_validate_json(reset).version)
+        newest = set(sorted([*existing, new_version], reverse=True)[:keep])
+        doomed = [v for v in existing if v not in newest | always]
+        sizes, backfill = self._sizes(reader, k, existing)
+        if max_bytes is not None:
+            total = new_bytes + sum(sizes[v] for v in existing if v not in doomed)
+            for v in existing:  # oldest first
+                if total <= max_bytes:
+                    break
+                if v not in always and v not in doomed:
+                    doomed.append(v)
+                    total -= sizes[v]
+        kept = [v for v in existing if v not in doomed]
+        return Retention(
+            doomed=sorted(doomed),
+            backfill={str(v): n for v, n in backfill.items() if v in kept},
+            retained_bytes=new_bytes + sum(sizes[v] for v in kept),
+            protected=sorted(v for v in kept if v in always),
+        )
+
+    @staticmethod
+    def _sizes(reader: Any, k: ModelKeys, versions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """Bytes each version holds (both parts), and those measured now because the version
+        was written before sizes were recorded (to record them)."""
+        recorded = {int(v): int(n) for v, n in reader.hgetall(k.sizes).items()}
+        missing = [v for v in versions if v not in recorded]
+        measured = {v: int(reader.strlen(k.blob(v))) + int(reader.strlen(k.training(v))) for v in missing}
+        return {**recorded, **measured}, measured
+
+    def retained_bytes(self, model: str) -> int:
+        """Bytes the model's retained versions hold in Redis (both parts), as recorded."""
+        return sum(int(n) for n in self.client.hvals(self.keys(model).sizes))
 
     def append_metric_point(self, model: str, point: dict[str, Any], maxlen: int = 10_000) -> None:
         """Add a point to the model's capped metrics stream."""

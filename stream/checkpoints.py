@@ -85,6 +85,7 @@ class Published(BaseModel):
     baseline: tuple[int, float | None] | None = None  # the gate's cache after deciding
     fresh_stats: bool = False  # meta.feature_stats were summarised for this version
     seconds: float = 0.0  # pickle, gate, sign, publish
+    retained_bytes: int = 0  # every retained version of the model, both parts, after this one
 
 
 class WriteReport(BaseModel):
@@ -168,6 +169,7 @@ class Checkpointer:
             applies_reset=prepared.reset,
             epoch=self.epoch,
             training=training,
+            max_bytes=self.spec.checkpoint.max_bytes,
         )
         return Published(
             meta=meta,
@@ -177,6 +179,7 @@ class Checkpointer:
             baseline=self.gate.baseline,
             fresh_stats=prepared.sample is not None,
             seconds=time.perf_counter() - started,
+            retained_bytes=self.store.retained_bytes(self.spec.name),
         )
 
     def write_report(self, prepared: Prepared) -> bytes:

@@ -232,6 +232,7 @@ def publish_rebuilt(
         promote=True,
         epoch=epoch,
         training=training,
+        max_bytes=spec.checkpoint.max_bytes,
     )
 
 

@@ -209,8 +209,21 @@ class TrainerTelemetry:
             buckets=CHECKPOINT_BUCKETS,
             registry=r,
         ).labels(model)
-        self.checkpoint_bytes = Gauge(
-            "streamlearn_checkpoint_bytes", "Size of the newest checkpoint's blob", ["model"], registry=r
+        bytes_ = Gauge(
+            "streamlearn_checkpoint_bytes",
+            "Size of the newest checkpoint, per part: artefact (what replicas load) or training",
+            ["model", "part"],
+            registry=r,
+        )
+        self.artefact_bytes, self.training_bytes = (
+            bytes_.labels(model, "artefact"),
+            bytes_.labels(model, "training"),
+        )
+        self.retained_bytes = Gauge(
+            "streamlearn_checkpoint_retained_bytes",
+            "Bytes every retained version of the model holds in Redis (both parts)",
+            ["model"],
+            registry=r,
         ).labels(model)
         self._lag = Gauge(
             "streamlearn_consumer_lag",
@@ -268,11 +281,13 @@ class TrainerTelemetry:
         self._rejected.labels(self.spec.name, reject_reason(reason)).inc()
         self._rejected_total += 1
 
-    def checkpointed(self, meta: SnapshotMeta, seconds: float) -> None:
+    def checkpointed(self, meta: SnapshotMeta, seconds: float, retained_bytes: int) -> None:
         self.version = meta.version
         self.version_gauge.set(meta.version)
         self.checkpoint_seconds.observe(seconds)
-        self.checkpoint_bytes.set(meta.blob_bytes)
+        self.artefact_bytes.set(meta.blob_bytes)
+        self.training_bytes.set(meta.training_bytes)
+        self.retained_bytes.set(retained_bytes)
 
     def incompatible(self, written: Runtime, running: Runtime) -> None:
         """The newest checkpoint needs another runtime: the trainer does not train this model."""

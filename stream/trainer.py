@@ -517,7 +517,7 @@ class Trainer:
         meta = self.checkpointer.finish(published, taken.bigger_is_better)
         if taken.reset is not None and taken.reset is self._reset:
             self._reset = None
-        self.telemetry.checkpointed(meta, published.seconds)
+        self.telemetry.checkpointed(meta, published.seconds, published.retained_bytes)
         if self.learner.monitors is not None:
             self.learner.monitors.version = meta.version
         self.due.published(events, since)

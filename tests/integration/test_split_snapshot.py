@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import subprocess
+import sys
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -13,14 +16,17 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.manager import ModelManager
 from api.score import score_file
+from model_store.cli import size
 from model_store.settings import Settings
 from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, dump_parts, dump_state, load_state, sign
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from stream.learner import Learner
+from stream.local_services import free_port
 from stream.publish import publish
 from tests.helpers.learning import phishing_events, plain_river
-from tests.helpers.processes import SIGNING_KEY, Env, wait_until, write_spec
+from tests.helpers.processes import ROOT, SIGNING_KEY, Env, wait_until, write_spec
+from tests.helpers.prometheus import sample
 
 KEY = SIGNING_KEY.encode()
 EXACT = {"every_events": 100, "every_seconds": 3600, "keep": 50}
@@ -88,6 +94,10 @@ def test_a_replica_never_unpickles_training_state(store: CheckpointStore, prefix
             assert r.status_code == 200, r.text
             assert r.json()["version"] == meta.version
             assert r.json()["prediction"] == reference.predict_one(e["features"])
+        load = sample(
+            client.get("/metrics").text, "streamlearn_snapshot_load_seconds", version=str(meta.version)
+        )
+        assert load is not None and 0 < load < 60, load
     to_score = tmp_path / "rows.jsonl"
     to_score.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events[:10]))
     with (tmp_path / "scored.jsonl").open("wb") as out:
@@ -138,7 +148,8 @@ def test_the_trainer_resumes_from_both_parts_and_replicas_serve_either_form(
     )
 
     publish(events, name, env.kafka, progress=False)  # the first 200 are in v1 already
-    env.start_trainer(name)
+    metrics_port = free_port()
+    env.start_trainer(name, STREAMLEARN_METRICS_PORT=str(metrics_port))
     meta = wait_until(
         lambda: (m := store.fetch_latest(name)) and m[0].n_learned == 300 and m[0],
         timeout=60,
@@ -155,3 +166,33 @@ def test_the_trainer_resumes_from_both_parts_and_replicas_serve_either_form(
     reference = plain_river(events)
     for e in events[:25]:
         assert model.predict_proba_one(e["features"]) == reference.predict_proba_one(e["features"])
+
+    # both parts' sizes are visible: on the trainer's /metrics and in `streamlearn versions`
+    def scraped(part: str) -> float | None:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return None
+        return sample(text, "streamlearn_checkpoint_bytes", model=name, part=part)
+
+    wait_until(lambda: scraped("training") == meta.training_bytes, timeout=20, what="training bytes exported")
+    assert scraped("artefact") == meta.blob_bytes
+    listing = subprocess.run(
+        [sys.executable, "-m", "model_store.cli", "versions", name],
+        env=env.environ(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines() if line.split()[0].isdigit()}
+    assert (
+        size(meta.blob_bytes) in rows[str(meta.version)]
+        and size(meta.training_bytes) in rows[str(meta.version)]
+    )
+    assert (
+        "one blob" in rows["1"]
+        if form == "one-blob"
+        else size(store.meta(name, 1).training_bytes) in rows["1"]
+    )

@@ -83,6 +83,9 @@ class SlowStore:
         (self.root / f"v{version}.meta").write_text(meta.model_dump_json())
         return meta
 
+    def retained_bytes(self, model: str) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("v*") if p.suffix != ".meta")
+
     def version(self, n: int) -> tuple[SnapshotMeta, dict]:
         meta = SnapshotMeta.model_validate_json((self.root / f"v{n}.meta").read_text())
         blob, training = ((self.root / f"v{n}.{part}").read_bytes() for part in ("blob", "training"))
