@@ -19,7 +19,7 @@ import redis
 
 from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, load_model
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore, StoreError
+from model_store.store import CheckpointStore, MemoryState, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class ModelManager:
         self._served: dict[str, Served] = {}
         self.problems: dict[str, str] = {name: "not loaded yet" for name in specs}
         self.store_reachable = False
+        self.store_memory: dict[str, MemoryState] = {}  # per model, read at every poll
         self._refused: dict[str, int] = {}  # model -> version refused, not retried
         self.refused: dict[str, int] = {}  # per model, for Prometheus
         self._lock = threading.Lock()  # serialises loaders, never taken by requests
@@ -106,3 +107,7 @@ class ModelManager:
     def refresh_all(self) -> None:
         for name in self.specs:
             self.refresh(name)
+        try:
+            self.store_memory = {name: self.store.memory(name) for name in self.specs}
+        except (redis.RedisError, StoreError) as exc:
+            log.warning("cannot read Redis's memory: %s", exc)

@@ -81,7 +81,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         since = f"{status.since:%Y-%m-%d %H:%M:%S}"
         at = f" at {status.last_checkpoint_at:%H:%M:%S}" if status.last_checkpoint_at else ""
         print(f"{name:20} {owner:32} {since:19} {status.epoch:>5} {lag:>8}  {_version(latest)}{at}")
-    return 1 if untrained else 0
+    full = [name for name in names if store.memory(name).full]
+    memory = store.memory()
+    if memory.maxmemory:
+        print(f"checkpoint store: {memory}")
+    for name in full:
+        print(
+            f"REDIS FULL: the next checkpoint of {name} does not fit in maxmemory (noeviction); lower its "
+            "checkpoint.keep or checkpoint.max_bytes (retention then frees room by itself), unpin or untag "
+            "versions, or raise maxmemory"
+        )
+    return 1 if untrained or full else 0
 
 
 def _version(version: int | None) -> str:

@@ -8,9 +8,11 @@ parts or half a version.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -28,6 +30,8 @@ from model_store.snapshot import SnapshotMeta, sign
 
 AUDIT_MAXLEN = 1_000
 
+log = logging.getLogger(__name__)
+
 
 class StoreError(RuntimeError):
     """Root of the store's errors."""
@@ -39,6 +43,41 @@ class VersionNotFound(StoreError):
     def __init__(self, model: str, version: int, existing: list[int]) -> None:
         self.model, self.version, self.existing = model, version, existing
         super().__init__(f"model '{model}' has no version {version}; retained versions: {existing or 'none'}")
+
+
+class StoreFull(StoreError):
+    """Redis refused a version for memory (maxmemory, noeviction) and retention, run on its
+    own, could free nothing."""
+
+    def __init__(self, model: str, needed: int, retained: list[int], protected: list[int], why: str) -> None:
+        self.model, self.needed, self.retained, self.protected = model, needed, retained, protected
+        super().__init__(
+            f"model '{model}': Redis is out of memory ({why}) and retention frees nothing for a "
+            f"{needed}-byte checkpoint: retained versions {retained or 'none'}, protected (pinned, "
+            f"promoted, tagged or a reset's) {protected or 'none'}. Lower checkpoint.keep or "
+            "checkpoint.max_bytes, unpin or untag versions, or give Redis more maxmemory; "
+            "checkpoints are retried meanwhile"
+        )
+
+
+@dataclass(frozen=True)
+class MemoryState:
+    """Redis's memory as INFO reports it, and whether a version of ``needed`` bytes fits."""
+
+    used: int
+    maxmemory: int  # 0: no limit
+    policy: str
+    needed: int = 0
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused rather than evicting, and the next version would not fit."""
+        return self.maxmemory > 0 and self.policy == "noeviction" and self.used + self.needed > self.maxmemory
+
+    def __str__(self) -> str:
+        limit = f"of maxmemory {self.maxmemory}" if self.maxmemory else "(no maxmemory)"
+        fits = "; the next checkpoint does not fit" if self.full else ""
+        return f"Redis uses {self.used} bytes {limit}, policy {self.policy}{fits}"
 
 
 @dataclass(frozen=True)
@@ -155,6 +194,9 @@ class CheckpointStore:
         (``training`` None writes the one-blob form snapshots had before the split).
         Retention keeps the newest ``keep`` versions and, with ``max_bytes``, drops the
         oldest until the retained versions (this one included) fit (``_retention``).
+        When Redis refuses the writes for memory (maxmemory with noeviction), retention runs
+        on its own (``free``) and the version is retried while that frees something; when
+        it frees nothing, ``StoreFull`` says what is retained and protected.
 
         The version number is allocated first (INCR, never reused even if this call
         fails later), then the metadata is signed with it, then everything is
@@ -167,6 +209,91 @@ class CheckpointStore:
         (the writer's lease, model_store/leases.py), the transaction WATCHes the model's
         fencing epoch and raises ``Fenced`` instead of writing when a newer lease was granted.
         """
+        needed = len(blob) + len(training or b"")
+        while True:
+            try:
+                return self._publish(
+                    meta,
+                    blob,
+                    keep,
+                    signing_key,
+                    promote,
+                    hold_reason,
+                    applies_reset,
+                    epoch,
+                    training,
+                    max_bytes,
+                )
+            except redis.exceptions.OutOfMemoryError as exc:
+                # The SETs were refused; DEL is not: make room by retention alone, then retry.
+                plan = self.free(meta.model, needed, keep, promote, max_bytes, epoch)
+                if not plan.doomed:
+                    retained = self.version_numbers(meta.model)
+                    raise StoreFull(meta.model, needed, retained, plan.protected, str(exc)) from exc
+                log.warning(
+                    "%s: Redis refused a checkpoint for memory; retention freed %s, retrying",
+                    meta.model,
+                    plan.doomed,
+                )
+
+    def free(
+        self,
+        model: str,
+        needed: int,
+        keep: int,
+        promote: bool = True,
+        max_bytes: int | None = None,
+        epoch: int | None = None,
+    ) -> Retention:
+        """Retention on its own, as if a version of ``needed`` bytes were being published
+        (count and byte budget): only deletes, which Redis allows at its maxmemory. Returns
+        what it dropped (nothing when everything retained is needed or protected)."""
+        k = self.keys(model)
+        plan = Retention([], {}, 0, [])
+
+        def body(tx: redis.client.Pipeline) -> None:
+            nonlocal plan
+            if epoch is not None:
+                self._check_epoch(model, tx.get(k.epoch), epoch)
+            upcoming = int(tx.get(k.next_version) or 0) + 1
+            plan = self._retention(tx, model, upcoming, needed, keep, promote, max_bytes)
+            tx.multi()
+            self._drop(tx, k, plan.doomed)
+
+        self._transaction(body, k.versions, k.pinned, k.tags, k.promoted, k.reset_request, k.epoch)
+        return plan
+
+    def memory(self, model: str | None = None) -> MemoryState:
+        """Redis's memory now; with ``model``, whether its next version (as large as its
+        newest) would fit."""
+        try:
+            info = self.client.info("memory")
+        except redis.ResponseError:  # INFO not allowed to this user: nothing known
+            return MemoryState(0, 0, "unknown")
+        needed = 0
+        if model is not None and (latest := self.latest_version(model)) is not None:
+            with suppress(VersionNotFound):
+                needed = self.meta(model, latest).total_bytes
+        return MemoryState(
+            int(info.get("used_memory", 0)),
+            int(info.get("maxmemory", 0)),
+            str(info.get("maxmemory_policy", "")),
+            needed,
+        )
+
+    def _publish(
+        self,
+        meta: SnapshotMeta,
+        blob: bytes,
+        keep: int,
+        signing_key: bytes | None,
+        promote: bool,
+        hold_reason: str | None,
+        applies_reset: ResetRequest | None,
+        epoch: int | None,
+        training: bytes | None,
+        max_bytes: int | None,
+    ) -> SnapshotMeta:
         k = self.keys(meta.model)
         if epoch is not None:
             self._check_epoch(meta.model, self.client.get(k.epoch), epoch)  # early: keep numbers tidy

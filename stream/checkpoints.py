@@ -33,7 +33,7 @@ from model_store.leases import Fenced
 from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore, ResetRequest
+from model_store.store import CheckpointStore, ResetRequest, StoreFull
 from stream.learner import Learner
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class WriteReport(BaseModel):
     published: Published | None = None
     error: str | None = None
     fenced: str | None = None  # refused: another trainer holds the model now
+    store_full: bool = False  # ``error`` is Redis out of memory with nothing retention could free
 
 
 class Checkpointer:
@@ -191,6 +192,8 @@ class Checkpointer:
             report = WriteReport(error=f"{type(exc).__name__}: {exc}")
         except Fenced as exc:
             report = WriteReport(fenced=str(exc))
+        except StoreFull as exc:
+            report = WriteReport(error=str(exc), store_full=True)
         return report.model_dump_json().encode()
 
     def finish(self, published: Published, bigger_is_better: bool) -> SnapshotMeta:

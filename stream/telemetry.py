@@ -219,6 +219,12 @@ class TrainerTelemetry:
             bytes_.labels(model, "artefact"),
             bytes_.labels(model, "training"),
         )
+        self._store_full = Gauge(
+            "streamlearn_checkpoint_store_full",
+            "1 while Redis refuses the model's checkpoints for memory and retention frees nothing",
+            ["model"],
+            registry=r,
+        ).labels(model)
         self.retained_bytes = Gauge(
             "streamlearn_checkpoint_retained_bytes",
             "Bytes every retained version of the model holds in Redis (both parts)",
@@ -267,6 +273,9 @@ class TrainerTelemetry:
         if epoch is not None:
             self._epoch.set(epoch)
             self._acquired.inc()
+
+    def store_full(self, full: bool) -> None:
+        self._store_full.set(1 if full else 0)
 
     def fenced(self) -> None:
         self._fenced.inc()

@@ -33,6 +33,7 @@ TRAINER_METRICS = {
     "streamlearn_checkpoint_seconds",
     "streamlearn_checkpoint_bytes",
     "streamlearn_checkpoint_retained_bytes",
+    "streamlearn_checkpoint_store_full",
     "streamlearn_consumer_lag",
     "streamlearn_trainer_version",
     "streamlearn_served_metric",
