@@ -3,7 +3,8 @@
 Routes get an immutable ``Served`` and use it for the whole request, so a
 request is answered entirely by one version even while a swap happens.
 Loading (fetch, verify, unpickle) runs on the watcher thread, never on the
-request path; the swap is one dict replacement.
+request path; the swap is one dict replacement. A replica fetches and unpickles a
+version's serving artefact only, never its training state (model_store/snapshot.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import redis
 
-from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, load_state
+from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, load_model
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore, StoreError
+from model_store.store import CheckpointStore, MemoryState, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Served:
     model: Any
     pinned: bool
     loaded_at: float
+    load_seconds: float = 0.0  # fetch, verify and unpickle the artefact
 
 
 class ModelManager:
@@ -47,6 +49,7 @@ class ModelManager:
         self._served: dict[str, Served] = {}
         self.problems: dict[str, str] = {name: "not loaded yet" for name in specs}
         self.store_reachable = False
+        self.store_memory: dict[str, MemoryState] = {}  # per model, read at every poll
         self._refused: dict[str, int] = {}  # model -> version refused, not retried
         self.refused: dict[str, int] = {}  # per model, for Prometheus
         self._lock = threading.Lock()  # serialises loaders, never taken by requests
@@ -72,8 +75,10 @@ class ModelManager:
                     return current
                 if self._refused.get(name) == pointer.version:
                     return current
-                meta, blob = self.store.fetch(name, pointer.version)
-                state = load_state(meta, blob, self.signing_key)
+                started = time.perf_counter()
+                meta, blob = self.store.fetch(name, pointer.version)  # the artefact only
+                model = load_model(meta, blob, self.signing_key)
+                seconds = time.perf_counter() - started
             except IncompatibleSnapshot as exc:
                 self._refused[name] = pointer.version
                 self.refused[name] = self.refused.get(name, 0) + 1
@@ -86,12 +91,23 @@ class ModelManager:
                     self.problems[name] = f"checkpoint store unreachable: {exc}"
                 log.warning("cannot refresh %s: %s", name, exc)
                 return self._served.get(name)
-            served = Served(name, meta.version, meta, state["model"], pointer.pinned, time.time())
+            served = Served(name, meta.version, meta, model, pointer.pinned, time.time(), seconds)
             self._served = {**self._served, name: served}
             self.problems.pop(name, None)
-            log.info("%s: serving v%d%s", name, served.version, " (pinned)" if served.pinned else "")
+            log.info(
+                "%s: serving v%d%s (%d bytes loaded in %.1f ms)",
+                name,
+                served.version,
+                " (pinned)" if served.pinned else "",
+                meta.blob_bytes,
+                1000 * seconds,
+            )
             return served
 
     def refresh_all(self) -> None:
         for name in self.specs:
             self.refresh(name)
+        try:
+            self.store_memory = {name: self.store.memory(name) for name in self.specs}
+        except (redis.RedisError, StoreError) as exc:
+            log.warning("cannot read Redis's memory: %s", exc)

@@ -113,7 +113,7 @@ class ServingMonitor(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         """Everything read at scrape time: predictions by version, predict latency, served
-        version, refused snapshots, drift scores."""
+        version and its load time, refused snapshots, drift scores."""
         yield from self._request_metrics()
         served_version = GaugeMetricFamily(
             "streamlearn_served_version", "Version this replica serves", labels=["model"]
@@ -122,6 +122,11 @@ class ServingMonitor(Collector):
             "streamlearn_snapshots_refused",
             "Snapshots refused (signature, digest, Python or River version)",
             labels=["model"],
+        )
+        load = GaugeMetricFamily(
+            "streamlearn_snapshot_load_seconds",
+            "Time this replica took to fetch, verify and unpickle the version it serves (its artefact)",
+            labels=["model", "version"],
         )
         drift = GaugeMetricFamily(
             "streamlearn_feature_drift_score",
@@ -132,12 +137,14 @@ class ServingMonitor(Collector):
             served = self.manager.get(name)
             if served is not None:
                 served_version.add_metric([name], served.version)
+                load.add_metric([name, str(served.version)], served.load_seconds)
             refused.add_metric([name], self.manager.refused.get(name, 0))
             for feature in self.data_drift(name).features:
                 if feature.score is not None:
                     drift.add_metric([name, feature.feature], feature.score)
         yield served_version
         yield refused
+        yield load
         yield drift
 
     def _request_metrics(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:

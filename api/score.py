@@ -9,7 +9,7 @@ import orjson
 
 from api.predicting import UnusableFeatures, predict_features
 from model_store.records import rows
-from model_store.snapshot import load_state
+from model_store.snapshot import load_model
 from model_store.store import CheckpointStore
 
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -52,6 +52,6 @@ def score_file(
         if version is None:
             raise LookupError(f"model '{name}' has no published version")
     meta, blob = store.fetch(name, version)
-    model = load_state(meta, blob, signing_key)["model"]
+    model = load_model(meta, blob, signing_key)
     scored, refused = score_rows(model, meta.task, rows(path), label_column, out, version)
     return version, scored, refused

@@ -81,7 +81,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         since = f"{status.since:%Y-%m-%d %H:%M:%S}"
         at = f" at {status.last_checkpoint_at:%H:%M:%S}" if status.last_checkpoint_at else ""
         print(f"{name:20} {owner:32} {since:19} {status.epoch:>5} {lag:>8}  {_version(latest)}{at}")
-    return 1 if untrained else 0
+    full = [name for name in names if store.memory(name).full]
+    memory = store.memory()
+    if memory.maxmemory:
+        print(f"checkpoint store: {memory}")
+    for name in full:
+        print(
+            f"REDIS FULL: the next checkpoint of {name} does not fit in maxmemory (noeviction); lower its "
+            "checkpoint.keep or checkpoint.max_bytes (retention then frees room by itself), unpin or untag "
+            "versions, or raise maxmemory"
+        )
+    return 1 if untrained or full else 0
 
 
 def _version(version: int | None) -> str:
@@ -101,7 +111,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
     reset = store.reset_request(args.model)
     if reset is not None:
         print(f"reset to v{reset.version} requested, waiting for the trainer")
-    print(f"{'version':>7} {'parent':>6} {'learned':>9}  {'created (UTC)':19}  metrics (rolling)")
+    print(
+        f"{'version':>7} {'parent':>6} {'learned':>9}  {'created (UTC)':19}  {'artefact':>9} {'training':>9}"
+        "  metrics (rolling)"
+    )
     for m in reversed(metas):
         flags = [
             flag
@@ -117,13 +130,25 @@ def cmd_versions(args: argparse.Namespace) -> int:
         if m.version in tags:
             flags.append(f"tag={tags[m.version]}")
         metrics = ", ".join(f"{k}={_fmt(v)} ({_fmt(m.rolling_metrics.get(k))})" for k, v in m.metrics.items())
+        training = size(m.training_bytes) if m.is_split else "one blob"
         print(
             f"{m.version:>7} {m.parent if m.parent is not None else '-':>6} {m.n_learned:>9}  "
-            f"{m.created_at:%Y-%m-%d %H:%M:%S}  {metrics}  {' '.join(flags)}"
+            f"{m.created_at:%Y-%m-%d %H:%M:%S}  {size(m.blob_bytes):>9} {training:>9}  "
+            f"{metrics}  {' '.join(flags)}"
         )
         if args.reasons and m.version in held:
             print(f"{'':>7} held: {held[m.version]}")
+    total = sum(m.total_bytes for m in metas)
+    print(f"retained: {len(metas)} versions, {size(total)} in Redis (artefact and training state)")
     return 0
+
+
+def size(n: int) -> str:
+    """Bytes for people: 812 B, 1.6 kB, 25.0 MB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -66,6 +66,11 @@ class ModelKeys:
         return self._k("tags")
 
     @property
+    def sizes(self) -> str:
+        """Hash version -> bytes the version holds (both parts): what the byte budget sums."""
+        return self._k("sizes")
+
+    @property
     def channel(self) -> str:
         """Pub/sub channel announcing new versions, pins and resets."""
         return self._k("events")
@@ -88,10 +93,22 @@ class ModelKeys:
         return self._k("epoch")
 
     def meta(self, version: int) -> str:
+        """SnapshotMeta JSON of one version."""
         return self._k(f"v:{version}:meta")
 
     def blob(self, version: int) -> str:
+        """The serving artefact (pickled ``{"model": pipeline}``), all a replica reads; in a
+        snapshot written before the split, the whole state."""
         return self._k(f"v:{version}:blob")
+
+    def training(self, version: int) -> str:
+        """The training state (pickled metrics, monitors, join state, served scores): read
+        by the trainer only; absent in a snapshot written before the split."""
+        return self._k(f"v:{version}:training")
+
+    def version_keys(self, version: int) -> tuple[str, str, str]:
+        """Every key one version occupies: what retention deletes."""
+        return self.meta(version), self.blob(version), self.training(version)
 
 
 def fleet_members(prefix: str) -> str:

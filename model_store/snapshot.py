@@ -1,8 +1,15 @@
 """Snapshot metadata, the runtime a snapshot needs, and its signature.
 
-A snapshot is a pickle, and loading a pickle runs code: the metadata records
-the exact runtime that wrote it, and an HMAC over blob and metadata lets a
-reader refuse anything the trainer did not write.
+A snapshot is two pickles: the serving artefact (``{"model": pipeline}``, all a
+replica loads) and the training state (metrics, monitors, delayed-label join
+state, served scores: only the trainer loads it). Loading a pickle runs code: the
+metadata records the exact runtime that wrote them and a digest of each part, and
+an HMAC over the metadata lets a reader refuse anything the trainer did not write.
+A replica verifies and unpickles the artefact only, so training state never runs
+in serving.
+
+Snapshots written before the split are one blob holding the whole state, and their
+metadata has no training digest; both sides still load them (``is_split``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from model_store.feature_stats import FeatureStats
 
 # Fields added after snapshots were first signed: left out of the signed payload while
 # they hold their default, so snapshots written before they existed still verify.
-_ADDED_LATER = ("feature_stats", "monitors", "rebuilt_from")
+_ADDED_LATER = ("feature_stats", "monitors", "rebuilt_from", "training_sha256", "training_bytes")
+
+# The serving artefact: what ``predict`` needs and nothing else.
+ARTEFACT_KEYS = ("model",)
 
 
 class Runtime(NamedTuple):
@@ -97,8 +107,10 @@ class SnapshotMeta(BaseModel):
     python_version: str = Field(default_factory=python_version)
     river_version: str = river.__version__
     config_hash: str = ""
-    blob_sha256: str = ""
-    blob_bytes: int = 0
+    blob_sha256: str = Field(default="", description="digest of the serving artefact (or of the one blob)")
+    blob_bytes: int = Field(default=0, description="size of the serving artefact (or of the one blob)")
+    training_sha256: str = Field(default="", description="digest of the training state; empty: one-blob form")
+    training_bytes: int = Field(default=0, description="size of the training state")
     signature: str | None = None
     feature_stats: dict[str, FeatureStats] = Field(
         default_factory=dict,
@@ -112,6 +124,16 @@ class SnapshotMeta(BaseModel):
     )
 
     @property
+    def is_split(self) -> bool:
+        """Written as two parts (artefact and training state), not as one blob."""
+        return bool(self.training_sha256)
+
+    @property
+    def total_bytes(self) -> int:
+        """What the version holds in Redis, both parts."""
+        return self.blob_bytes + self.training_bytes
+
+    @property
     def runtime(self) -> Runtime:
         return Runtime(self.python_version, self.river_version)
 
@@ -121,10 +143,18 @@ class SnapshotMeta(BaseModel):
         return self.model_dump_json(exclude={"signature", *unset}).encode()
 
 
-def sign(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> SnapshotMeta:
-    """Record the blob's digest and, when a key is set, an HMAC-SHA256 over blob and metadata."""
+def sign(meta: SnapshotMeta, blob: bytes, key: bytes | None, training: bytes | None = None) -> SnapshotMeta:
+    """Record each part's digest and size and, when a key is set, an HMAC-SHA256 over the
+    metadata (so over both digests). ``blob`` is the serving artefact; without ``training``
+    the snapshot is in the one-blob form."""
     meta = meta.model_copy(
-        update={"blob_sha256": hashlib.sha256(blob).hexdigest(), "blob_bytes": len(blob), "signature": None}
+        update={
+            "blob_sha256": hashlib.sha256(blob).hexdigest(),
+            "blob_bytes": len(blob),
+            "training_sha256": hashlib.sha256(training).hexdigest() if training is not None else "",
+            "training_bytes": len(training) if training is not None else 0,
+            "signature": None,
+        }
     )
     if key:
         mac = hmac.new(key, meta.signing_payload(), hashlib.sha256).hexdigest()
@@ -132,10 +162,15 @@ def sign(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> SnapshotMeta:
     return meta
 
 
-def verify(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> None:
-    """Raise IncompatibleSnapshot unless blob and metadata are intact, signed and runnable here."""
+def verify(meta: SnapshotMeta, blob: bytes, key: bytes | None, training: bytes | None = None) -> None:
+    """Raise IncompatibleSnapshot unless the artefact (and ``training``, when given) match
+    their digests, the metadata is signed and the runtime is this one."""
     if hashlib.sha256(blob).hexdigest() != meta.blob_sha256:
         raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: blob digest does not match its metadata")
+    if training is not None and hashlib.sha256(training).hexdigest() != meta.training_sha256:
+        raise IncompatibleSnapshot(
+            f"{meta.model} v{meta.version}: training state digest does not match its metadata"
+        )
     if key:
         if not meta.signature:
             raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: snapshot is not signed")
@@ -147,13 +182,40 @@ def verify(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> None:
 
 
 def dump_state(state: dict[str, Any]) -> bytes:
-    """Pickle a checkpoint's state. It must hold only River objects and builtins,
-    so that a serving install (no ``stream`` package) can unpickle it."""
+    """Pickle a state dict (the one-blob form, or one part). It must hold only River
+    objects and builtins, so that a serving install (no ``stream`` package) can unpickle it."""
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_state(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> dict[str, Any]:
-    """Verify, then unpickle."""
+def dump_parts(state: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A checkpoint's state as (serving artefact, training state), each pickled apart."""
+    artefact = {k: v for k, v in state.items() if k in ARTEFACT_KEYS}
+    training = {k: v for k, v in state.items() if k not in ARTEFACT_KEYS}
+    return dump_state(artefact), dump_state(training)
+
+
+def load_model(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> Any:
+    """The serving side's load: verify and unpickle the artefact, return the pipeline. The
+    training state is neither needed nor read (a one-blob snapshot is unpickled whole)."""
+    return _unpickle(meta, blob, key)["model"]
+
+
+def load_state(
+    meta: SnapshotMeta, blob: bytes, key: bytes | None, training: bytes | None = None
+) -> dict[str, Any]:
+    """The trainer's load: verify both parts, unpickle them, return the whole state."""
+    if not meta.is_split:
+        return _unpickle(meta, blob, key)
+    if training is None:
+        raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: the training state was not read")
+    verify(meta, blob, key, training)
+    state = pickle.loads(training)  # noqa: S301 - verified above
+    if not isinstance(state, dict):
+        raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: training state is not a dict")
+    return {**state, **_unpickle(meta, blob, key)}
+
+
+def _unpickle(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> dict[str, Any]:
     verify(meta, blob, key)
     state = pickle.loads(blob)  # noqa: S301 - verified above
     if not isinstance(state, dict) or "model" not in state:

@@ -37,13 +37,20 @@ class SpecError(ValueError):
 
 
 class CheckpointPolicy(BaseModel):
-    """Checkpoint every N events or T seconds, whichever comes first; keep the newest K."""
+    """Checkpoint every N events or T seconds, whichever comes first; keep the newest K,
+    and no more than ``max_bytes`` in all when set."""
 
     model_config = ConfigDict(extra="forbid")
 
     every_events: int = Field(default=1000, ge=1)
     every_seconds: float = Field(default=5.0, gt=0)
     keep: int = Field(default=20, ge=1)
+    max_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Byte budget of the model's retained versions (both parts): beyond it the oldest "
+        "are dropped first, except the pinned, promoted and tagged ones and a pending reset's",
+    )
     fork: bool = Field(
         default=True,
         description="Pickle, sign and write each checkpoint in a forked child while the trainer "

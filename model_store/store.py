@@ -1,15 +1,18 @@
 """Versioned checkpoints in Redis (key layout in docs/architecture.md).
 
 Only the trainer writes versions; the API reads them. A version is published in
-one MULTI/EXEC transaction (blob, metadata, index, ``latest``, retention,
-announcement), so no reader ever sees metadata without its blob or half a version.
+one MULTI/EXEC transaction (serving artefact, training state, metadata, index,
+``latest``, retention, announcement), so no reader ever sees metadata without its
+parts or half a version.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -27,6 +30,8 @@ from model_store.snapshot import SnapshotMeta, sign
 
 AUDIT_MAXLEN = 1_000
 
+log = logging.getLogger(__name__)
+
 
 class StoreError(RuntimeError):
     """Root of the store's errors."""
@@ -38,6 +43,52 @@ class VersionNotFound(StoreError):
     def __init__(self, model: str, version: int, existing: list[int]) -> None:
         self.model, self.version, self.existing = model, version, existing
         super().__init__(f"model '{model}' has no version {version}; retained versions: {existing or 'none'}")
+
+
+class StoreFull(StoreError):
+    """Redis refused a version for memory (maxmemory, noeviction) and retention, run on its
+    own, could free nothing."""
+
+    def __init__(self, model: str, needed: int, retained: list[int], protected: list[int], why: str) -> None:
+        self.model, self.needed, self.retained, self.protected = model, needed, retained, protected
+        super().__init__(
+            f"model '{model}': Redis is out of memory ({why}) and retention frees nothing for a "
+            f"{needed}-byte checkpoint: retained versions {retained or 'none'}, protected (pinned, "
+            f"promoted, tagged or a reset's) {protected or 'none'}. Lower checkpoint.keep or "
+            "checkpoint.max_bytes, unpin or untag versions, or give Redis more maxmemory; "
+            "checkpoints are retried meanwhile"
+        )
+
+
+@dataclass(frozen=True)
+class MemoryState:
+    """Redis's memory as INFO reports it, and whether a version of ``needed`` bytes fits."""
+
+    used: int
+    maxmemory: int  # 0: no limit
+    policy: str
+    needed: int = 0
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused rather than evicting, and the next version would not fit."""
+        return self.maxmemory > 0 and self.policy == "noeviction" and self.used + self.needed > self.maxmemory
+
+    def __str__(self) -> str:
+        limit = f"of maxmemory {self.maxmemory}" if self.maxmemory else "(no maxmemory)"
+        fits = "; the next checkpoint does not fit" if self.full else ""
+        return f"Redis uses {self.used} bytes {limit}, policy {self.policy}{fits}"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What retention does once a version exists: the versions it drops, the sizes it records
+    for versions written before sizes were, what stays, and the versions nothing may drop."""
+
+    doomed: list[int]
+    backfill: dict[str, int]
+    retained_bytes: int
+    protected: list[int]
 
 
 @dataclass(frozen=True)
@@ -133,8 +184,19 @@ class CheckpointStore:
         hold_reason: str | None = None,
         applies_reset: ResetRequest | None = None,
         epoch: int | None = None,
+        training: bytes | None = None,
+        max_bytes: int | None = None,
     ) -> SnapshotMeta:
         """Store a new version atomically; return its metadata, version and signature set.
+
+        ``blob`` is the serving artefact and ``training`` the training state, two values
+        written in the one transaction, each with its digest in the signed metadata
+        (``training`` None writes the one-blob form snapshots had before the split).
+        Retention keeps the newest ``keep`` versions and, with ``max_bytes``, drops the
+        oldest until the retained versions (this one included) fit (``_retention``).
+        When Redis refuses the writes for memory (maxmemory with noeviction), retention runs
+        on its own (``free``) and the version is retried while that frees something; when
+        it frees nothing, ``StoreFull`` says what is retained and protected.
 
         The version number is allocated first (INCR, never reused even if this call
         fails later), then the metadata is signed with it, then everything is
@@ -147,17 +209,102 @@ class CheckpointStore:
         (the writer's lease, model_store/leases.py), the transaction WATCHes the model's
         fencing epoch and raises ``Fenced`` instead of writing when a newer lease was granted.
         """
+        needed = len(blob) + len(training or b"")
+        while True:
+            try:
+                return self._publish(
+                    meta,
+                    blob,
+                    keep,
+                    signing_key,
+                    promote,
+                    hold_reason,
+                    applies_reset,
+                    epoch,
+                    training,
+                    max_bytes,
+                )
+            except redis.exceptions.OutOfMemoryError as exc:
+                # The SETs were refused; DEL is not: make room by retention alone, then retry.
+                plan = self.free(meta.model, needed, keep, promote, max_bytes, epoch)
+                if not plan.doomed:
+                    retained = self.version_numbers(meta.model)
+                    raise StoreFull(meta.model, needed, retained, plan.protected, str(exc)) from exc
+                log.warning(
+                    "%s: Redis refused a checkpoint for memory; retention freed %s, retrying",
+                    meta.model,
+                    plan.doomed,
+                )
+
+    def free(
+        self,
+        model: str,
+        needed: int,
+        keep: int,
+        promote: bool = True,
+        max_bytes: int | None = None,
+        epoch: int | None = None,
+    ) -> Retention:
+        """Retention on its own, as if a version of ``needed`` bytes were being published
+        (count and byte budget): only deletes, which Redis allows at its maxmemory. Returns
+        what it dropped (nothing when everything retained is needed or protected)."""
+        k = self.keys(model)
+        plan = Retention([], {}, 0, [])
+
+        def body(tx: redis.client.Pipeline) -> None:
+            nonlocal plan
+            if epoch is not None:
+                self._check_epoch(model, tx.get(k.epoch), epoch)
+            upcoming = int(tx.get(k.next_version) or 0) + 1
+            plan = self._retention(tx, model, upcoming, needed, keep, promote, max_bytes)
+            tx.multi()
+            self._drop(tx, k, plan.doomed)
+
+        self._transaction(body, k.versions, k.pinned, k.tags, k.promoted, k.reset_request, k.epoch)
+        return plan
+
+    def memory(self, model: str | None = None) -> MemoryState:
+        """Redis's memory now; with ``model``, whether its next version (as large as its
+        newest) would fit."""
+        try:
+            info = self.client.info("memory")
+        except redis.ResponseError:  # INFO not allowed to this user: nothing known
+            return MemoryState(0, 0, "unknown")
+        needed = 0
+        if model is not None and (latest := self.latest_version(model)) is not None:
+            with suppress(VersionNotFound):
+                needed = self.meta(model, latest).total_bytes
+        return MemoryState(
+            int(info.get("used_memory", 0)),
+            int(info.get("maxmemory", 0)),
+            str(info.get("maxmemory_policy", "")),
+            needed,
+        )
+
+    def _publish(
+        self,
+        meta: SnapshotMeta,
+        blob: bytes,
+        keep: int,
+        signing_key: bytes | None,
+        promote: bool,
+        hold_reason: str | None,
+        applies_reset: ResetRequest | None,
+        epoch: int | None,
+        training: bytes | None,
+        max_bytes: int | None,
+    ) -> SnapshotMeta:
         k = self.keys(meta.model)
         if epoch is not None:
             self._check_epoch(meta.model, self.client.get(k.epoch), epoch)  # early: keep numbers tidy
         version = int(self.client.incr(k.next_version))
-        meta = sign(meta.model_copy(update={"version": version}), blob, signing_key)
+        meta = sign(meta.model_copy(update={"version": version}), blob, signing_key, training)
         announcement = orjson.dumps({"event": "version", "version": version, "promoted": promote})
 
         def write(tx: redis.client.Pipeline) -> None:
             if epoch is not None:
                 self._check_epoch(meta.model, tx.get(k.epoch), epoch)  # authoritative: epoch WATCHed
-            doomed = self._expired_after(tx, meta.model, version, keep, promote)
+            plan = self._retention(tx, meta.model, version, meta.total_bytes, keep, promote, max_bytes)
             pending, latest_before, promoted_before = tx.mget(k.reset_request, k.latest, k.promoted)
             finishes_reset = (
                 applies_reset is not None
@@ -166,8 +313,11 @@ class CheckpointStore:
             )
             tx.multi()
             tx.set(k.blob(version), blob)
+            if training is not None:
+                tx.set(k.training(version), training)
             tx.set(k.meta(version), meta.model_dump_json())
             tx.zadd(k.versions, {str(version): version})
+            tx.hset(k.sizes, mapping={str(version): meta.total_bytes, **plan.backfill})
             tx.set(k.latest, version)
             if promote:
                 tx.set(k.promoted, version)
@@ -176,10 +326,7 @@ class CheckpointStore:
                 if promoted_before is None and latest_before is not None:
                     tx.set(k.promoted, latest_before)  # a store from before the gate: keep serving that
             tx.sadd(models_index(self.prefix), meta.model)
-            for old in doomed:
-                tx.delete(k.blob(old), k.meta(old))
-                tx.zrem(k.versions, str(old))
-                tx.hdel(k.held, str(old))
+            self._drop(tx, k, plan.doomed)
             if finishes_reset:
                 tx.delete(k.reset_request)
                 target = applies_reset.version
@@ -206,23 +353,68 @@ class CheckpointStore:
                 except redis.WatchError:
                     tx.reset()
 
-    def _expired_after(
-        self, reader: Any, model: str, new_version: int, keep: int, promote: bool
-    ) -> list[int]:
-        """Versions retention drops once ``new_version`` exists: beyond the newest ``keep``,
-        except the pinned, the promoted (unless ``new_version`` replaces it), the tagged ones
-        and one a pending reset names."""
+    @staticmethod
+    def _drop(tx: redis.client.Pipeline, k: ModelKeys, versions: list[int]) -> None:
+        for old in versions:
+            tx.delete(*k.version_keys(old))
+            tx.zrem(k.versions, str(old))
+            tx.hdel(k.held, str(old))
+            tx.hdel(k.sizes, str(old))
+
+    def _retention(
+        self,
+        reader: Any,
+        model: str,
+        new_version: int,
+        new_bytes: int,
+        keep: int,
+        promote: bool,
+        max_bytes: int | None = None,
+    ) -> Retention:
+        """What retention drops once ``new_version`` (``new_bytes``) exists: versions beyond
+        the newest ``keep``, then, while the rest is over ``max_bytes``, the oldest first.
+        Never the new version, the pinned, the promoted (unless ``new_version`` replaces it),
+        the tagged ones nor one a pending reset names."""
         k = self.keys(model)
         existing = [int(v) for v in reader.zrange(k.versions, 0, -1)]
-        newest = sorted([*existing, new_version], reverse=True)[:keep]
         pinned, promoted, reset = reader.mget(k.pinned, k.promoted, k.reset_request)
-        protected = set(newest) | {int(v) for v in reader.hkeys(k.tags)}
-        protected |= {int(v) for v in (pinned, None if promote else promoted) if v is not None}
+        always = {new_version} | {int(v) for v in reader.hkeys(k.tags)}
+        always |= {int(v) for v in (pinned, None if promote else promoted) if v is not None}
         if not promote and promoted is None and existing:
-            protected.add(max(existing))  # becomes the promoted one (a store from before the gate)
+            always.add(max(existing))  # becomes the promoted one (a store from before the gate)
         if reset is not None:
-            protected.add(ResetRequest.model_validate_json(reset).version)
-        return [v for v in existing if v not in protected]
+            always.add(ResetRequest.model_validate_json(reset).version)
+        newest = set(sorted([*existing, new_version], reverse=True)[:keep])
+        doomed = [v for v in existing if v not in newest | always]
+        sizes, backfill = self._sizes(reader, k, existing)
+        if max_bytes is not None:
+            total = new_bytes + sum(sizes[v] for v in existing if v not in doomed)
+            for v in existing:  # oldest first
+                if total <= max_bytes:
+                    break
+                if v not in always and v not in doomed:
+                    doomed.append(v)
+                    total -= sizes[v]
+        kept = [v for v in existing if v not in doomed]
+        return Retention(
+            doomed=sorted(doomed),
+            backfill={str(v): n for v, n in backfill.items() if v in kept},
+            retained_bytes=new_bytes + sum(sizes[v] for v in kept),
+            protected=sorted(v for v in kept if v in always),
+        )
+
+    @staticmethod
+    def _sizes(reader: Any, k: ModelKeys, versions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """Bytes each version holds (both parts), and those measured now because the version
+        was written before sizes were recorded (to record them)."""
+        recorded = {int(v): int(n) for v, n in reader.hgetall(k.sizes).items()}
+        missing = [v for v in versions if v not in recorded]
+        measured = {v: int(reader.strlen(k.blob(v))) + int(reader.strlen(k.training(v))) for v in missing}
+        return {**recorded, **measured}, measured
+
+    def retained_bytes(self, model: str) -> int:
+        """Bytes the model's retained versions hold in Redis (both parts), as recorded."""
+        return sum(int(n) for n in self.client.hvals(self.keys(model).sizes))
 
     def append_metric_point(self, model: str, point: dict[str, Any], maxlen: int = 10_000) -> None:
         """Add a point to the model's capped metrics stream."""
@@ -416,12 +608,37 @@ class CheckpointStore:
         return SnapshotMeta.model_validate_json(raw)
 
     def fetch(self, model: str, version: int) -> tuple[SnapshotMeta, bytes]:
-        """Metadata and blob of one version, read together."""
+        """Metadata and serving artefact of one version, read together (what a replica
+        needs; the training state is not read)."""
         k = self.keys(model)
         raw_meta, blob = self.client.mget(k.meta(version), k.blob(version))
         if raw_meta is None or blob is None:
             raise VersionNotFound(model, version, self.version_numbers(model))
         return SnapshotMeta.model_validate_json(raw_meta), blob
+
+    def fetch_parts(self, model: str, version: int) -> tuple[SnapshotMeta, bytes, bytes | None]:
+        """Metadata, serving artefact and training state of one version, read together (what
+        the trainer needs); the training state is None for a snapshot in the one-blob form."""
+        k = self.keys(model)
+        raw_meta, blob, training = self.client.mget(k.meta(version), k.blob(version), k.training(version))
+        if raw_meta is None or blob is None:
+            raise VersionNotFound(model, version, self.version_numbers(model))
+        meta = SnapshotMeta.model_validate_json(raw_meta)
+        if meta.is_split and training is None:
+            raise VersionNotFound(model, version, self.version_numbers(model))
+        return meta, blob, training
+
+    def fetch_latest_parts(self, model: str) -> tuple[SnapshotMeta, bytes, bytes | None] | None:
+        """Newest version's ``fetch_parts``, retrying if retention removes it meanwhile."""
+        for _ in range(5):
+            version = self.latest_version(model)
+            if version is None:
+                return None
+            try:
+                return self.fetch_parts(model, version)
+            except VersionNotFound:
+                continue
+        raise StoreError(f"model '{model}': latest version keeps disappearing")
 
     def fetch_latest(self, model: str) -> tuple[SnapshotMeta, bytes] | None:
         """Newest version, retrying if retention removes it between the two reads."""

@@ -9,8 +9,9 @@ A checkpoint is made in three steps, so the expensive one can run in a forked ch
    pickled before the learner learns again, which a fork guarantees by copying memory at
    that instant;
 2. ``write`` (in the child, or inline): summarise the features when due (milliseconds of
-   pure computation on the same sample), pickle, ask the promotion gate, sign and publish
-   in one Redis transaction; it returns a ``Published`` report;
+   pure computation on the same sample), pickle the serving artefact and the training
+   state apart, ask the promotion gate, sign and publish both in one Redis transaction;
+   it returns a ``Published`` report;
 3. ``finish`` (in the trainer): the parent pointer, the gate's cache, the feature
    statistics, the held-version warning, and the auto-rollback policy: state that must
    live in the trainer, which a child's changes would never reach.
@@ -30,9 +31,9 @@ from pydantic import BaseModel
 from model_store.feature_stats import FeatureStats, summarize
 from model_store.leases import Fenced
 from model_store.promotion import AutoRollback, PromotionGate
-from model_store.snapshot import SnapshotMeta, dump_state
+from model_store.snapshot import SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore, ResetRequest
+from model_store.store import CheckpointStore, ResetRequest, StoreFull
 from stream.learner import Learner
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Published(BaseModel):
     baseline: tuple[int, float | None] | None = None  # the gate's cache after deciding
     fresh_stats: bool = False  # meta.feature_stats were summarised for this version
     seconds: float = 0.0  # pickle, gate, sign, publish
+    retained_bytes: int = 0  # every retained version of the model, both parts, after this one
 
 
 class WriteReport(BaseModel):
@@ -92,6 +94,7 @@ class WriteReport(BaseModel):
     published: Published | None = None
     error: str | None = None
     fenced: str | None = None  # refused: another trainer holds the model now
+    store_full: bool = False  # ``error`` is Redis out of memory with nothing retention could free
 
 
 class Checkpointer:
@@ -154,18 +157,20 @@ class Checkpointer:
             cfg = self.spec.data_drift
             stats = summarize(list(prepared.sample), cfg.bins, max_features=cfg.max_features)
             meta = meta.model_copy(update={"feature_stats": stats})
-        blob = dump_state(prepared.state)
+        artefact, training = dump_parts(prepared.state)
         decision = self.gate.decide(meta, prepared.bigger_is_better)
         promote = decision.promote or prepared.reset is not None
         meta = self.store.publish(
             meta,
-            blob,
+            artefact,
             keep=self.spec.checkpoint.keep,
             signing_key=self.signing_key,
             promote=promote,
             hold_reason=decision.reason,
             applies_reset=prepared.reset,
             epoch=self.epoch,
+            training=training,
+            max_bytes=self.spec.checkpoint.max_bytes,
         )
         return Published(
             meta=meta,
@@ -175,6 +180,7 @@ class Checkpointer:
             baseline=self.gate.baseline,
             fresh_stats=prepared.sample is not None,
             seconds=time.perf_counter() - started,
+            retained_bytes=self.store.retained_bytes(self.spec.name),
         )
 
     def write_report(self, prepared: Prepared) -> bytes:
@@ -186,6 +192,8 @@ class Checkpointer:
             report = WriteReport(error=f"{type(exc).__name__}: {exc}")
         except Fenced as exc:
             report = WriteReport(fenced=str(exc))
+        except StoreFull as exc:
+            report = WriteReport(error=str(exc), store_full=True)
         return report.model_dump_json().encode()
 
     def finish(self, published: Published, bigger_is_better: bool) -> SnapshotMeta:

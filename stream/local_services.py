@@ -200,6 +200,7 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     aof: bool = False
     replica_of: int | None = None  # port of a primary on loopback to replicate
+    maxmemory: str | None = None  # e.g. "8mb": refuses writes beyond it (noeviction)
     proc: subprocess.Popen | None = None
 
     @property
@@ -225,6 +226,11 @@ class RedisServer:
                 "--protected-mode",
                 "yes",
                 *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
+                *(
+                    ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
+                    if self.maxmemory
+                    else []
+                ),
             ],
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,

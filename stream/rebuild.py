@@ -41,7 +41,7 @@ from model_store.events import Task
 from model_store.feature_stats import summarize
 from model_store.leases import Fenced
 from model_store.settings import Settings
-from model_store.snapshot import RebuiltFrom, SnapshotMeta, dump_state
+from model_store.snapshot import RebuiltFrom, SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec, load_specs
 from model_store.store import CheckpointStore, StoreError
 from stream.checkpoints import Checkpointer
@@ -223,13 +223,16 @@ def publish_rebuilt(
         cfg = spec.data_drift
         stats = summarize(list(prepared.sample), cfg.bins, max_features=cfg.max_features)
         meta = meta.model_copy(update={"feature_stats": stats})
+    artefact, training = dump_parts(prepared.state)
     return store.publish(
         meta,
-        dump_state(prepared.state),
+        artefact,
         keep=spec.checkpoint.keep,
         signing_key=signing_key,
         promote=True,
         epoch=epoch,
+        training=training,
+        max_bytes=spec.checkpoint.max_bytes,
     )
 
 

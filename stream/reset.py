@@ -62,8 +62,8 @@ class ResetRequests:
         """Version N's learner (model, metrics, events learned, monitors); None, and the
         request dropped, when that version cannot be loaded."""
         try:
-            meta, blob = self.store.fetch(self.name, request.version)
-            learner = Learner.from_state(load_state(meta, blob, self.signing_key), self.spec)
+            meta, blob, training = self.store.fetch_parts(self.name, request.version)
+            learner = Learner.from_state(load_state(meta, blob, self.signing_key, training), self.spec)
         except (StoreError, IncompatibleSnapshot) as exc:
             log.error("%s: cannot reset to v%d, request dropped: %s", self.name, request.version, exc)
             self._drop(request, str(exc))

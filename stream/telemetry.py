@@ -209,8 +209,27 @@ class TrainerTelemetry:
             buckets=CHECKPOINT_BUCKETS,
             registry=r,
         ).labels(model)
-        self.checkpoint_bytes = Gauge(
-            "streamlearn_checkpoint_bytes", "Size of the newest checkpoint's blob", ["model"], registry=r
+        bytes_ = Gauge(
+            "streamlearn_checkpoint_bytes",
+            "Size of the newest checkpoint, per part: artefact (what replicas load) or training",
+            ["model", "part"],
+            registry=r,
+        )
+        self.artefact_bytes, self.training_bytes = (
+            bytes_.labels(model, "artefact"),
+            bytes_.labels(model, "training"),
+        )
+        self._store_full = Gauge(
+            "streamlearn_checkpoint_store_full",
+            "1 while Redis refuses the model's checkpoints for memory and retention frees nothing",
+            ["model"],
+            registry=r,
+        ).labels(model)
+        self.retained_bytes = Gauge(
+            "streamlearn_checkpoint_retained_bytes",
+            "Bytes every retained version of the model holds in Redis (both parts)",
+            ["model"],
+            registry=r,
         ).labels(model)
         self._lag = Gauge(
             "streamlearn_consumer_lag",
@@ -255,6 +274,9 @@ class TrainerTelemetry:
             self._epoch.set(epoch)
             self._acquired.inc()
 
+    def store_full(self, full: bool) -> None:
+        self._store_full.set(1 if full else 0)
+
     def fenced(self) -> None:
         self._fenced.inc()
 
@@ -268,11 +290,13 @@ class TrainerTelemetry:
         self._rejected.labels(self.spec.name, reject_reason(reason)).inc()
         self._rejected_total += 1
 
-    def checkpointed(self, meta: SnapshotMeta, seconds: float) -> None:
+    def checkpointed(self, meta: SnapshotMeta, seconds: float, retained_bytes: int) -> None:
         self.version = meta.version
         self.version_gauge.set(meta.version)
         self.checkpoint_seconds.observe(seconds)
-        self.checkpoint_bytes.set(meta.blob_bytes)
+        self.artefact_bytes.set(meta.blob_bytes)
+        self.training_bytes.set(meta.training_bytes)
+        self.retained_bytes.set(retained_bytes)
 
     def incompatible(self, written: Runtime, running: Runtime) -> None:
         """The newest checkpoint needs another runtime: the trainer does not train this model."""

@@ -21,7 +21,7 @@ from model_store.leases import Fenced
 from model_store.settings import Settings
 from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore, ResetRequest
+from model_store.store import CheckpointStore, ResetRequest, StoreFull
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
 from stream.dead_letters import DeadLetters
 from stream.delayed import DelayedLabels
@@ -166,12 +166,12 @@ class Trainer:
         return False
 
     def _restore(self) -> tuple[Learner, dict[int, int]]:
-        newest = self.store.fetch_latest(self.spec.name)
+        newest = self.store.fetch_latest_parts(self.spec.name)
         if newest is None:
             log.info("%s: no checkpoint yet, starting from a fresh pipeline", self.spec.name)
             return Learner.from_spec(self.spec), {}
-        meta, blob = newest
-        state = load_state(meta, blob, self._signing_key)
+        meta, blob, training = newest
+        state = load_state(meta, blob, self._signing_key, training)
         learner = Learner.from_state(state, self.spec)
         if self.delayed is not None:
             self.delayed = DelayedLabels(self.spec, state, meta.prediction_offsets)
@@ -462,8 +462,10 @@ class Trainer:
         try:
             published = self.checkpointer.write(prepared)
         except redis.RedisError as exc:
-            log.error("checkpoint of %s failed, will retry: %s", self.spec.name, exc)
-            self._retry_at = now + 1.0
+            self._failed(str(exc), store_full=False)
+            return None
+        except StoreFull as exc:
+            self._failed(str(exc), store_full=True)
             return None
         except Fenced as exc:
             self._fenced(str(exc))
@@ -496,9 +498,18 @@ class Trainer:
             self._fenced(report.fenced)
             return True
         why = report.error if report is not None else f"its writer ended with {result.status}, no report"
-        log.error("checkpoint of %s failed, will retry: %s", self.spec.name, why)
-        self._retry_at = self.clock() + 1.0
+        self._failed(why or "no reason reported", store_full=report is not None and report.store_full)
         return True
+
+    def _failed(self, why: str, store_full: bool) -> None:
+        """A checkpoint Redis refused: retried a second later; a full Redis is said so (log,
+        ``streamlearn_checkpoint_store_full``) until a checkpoint goes through."""
+        self.telemetry.store_full(store_full)
+        if store_full:
+            log.error("checkpoint of %s refused, Redis is full: %s", self.spec.name, why)
+        else:
+            log.error("checkpoint of %s failed, will retry: %s", self.spec.name, why)
+        self._retry_at = self.clock() + 1.0
 
     def _fenced(self, why: str) -> None:
         """A checkpoint refused by the fencing epoch: another trainer owns the model now, so
@@ -517,7 +528,8 @@ class Trainer:
         meta = self.checkpointer.finish(published, taken.bigger_is_better)
         if taken.reset is not None and taken.reset is self._reset:
             self._reset = None
-        self.telemetry.checkpointed(meta, published.seconds)
+        self.telemetry.checkpointed(meta, published.seconds, published.retained_bytes)
+        self.telemetry.store_full(False)
         if self.learner.monitors is not None:
             self.learner.monitors.version = meta.version
         self.due.published(events, since)

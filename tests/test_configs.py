@@ -35,6 +35,8 @@ TRAINER_METRICS = {
     "streamlearn_drift_detections_total",
     "streamlearn_checkpoint_seconds",
     "streamlearn_checkpoint_bytes",
+    "streamlearn_checkpoint_retained_bytes",
+    "streamlearn_checkpoint_store_full",
     "streamlearn_consumer_lag",
     "streamlearn_trainer_version",
     "streamlearn_served_metric",
@@ -48,6 +50,7 @@ API_METRICS = {
     "streamlearn_served_version",
     "streamlearn_feature_drift_score",
     "streamlearn_snapshots_refused_total",
+    "streamlearn_snapshot_load_seconds",
 }
 CONTRACT = TRAINER_METRICS | API_METRICS
 

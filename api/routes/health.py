@@ -27,6 +27,9 @@ async def readyz(manager: ManagerDep, request: Request) -> JSONResponse:
         "not_ready": missing,
         "store_reachable": manager.store_reachable,
     }
+    full = {name: str(m) for name, m in manager.store_memory.items() if m.full}
+    if full:  # still ready (the served versions stay), but new versions cannot arrive
+        body["checkpoint_store_full"] = full
     prediction_log = request.app.state.prediction_log
     if prediction_log is not None:
         body["prediction_log"] = {

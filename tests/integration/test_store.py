@@ -136,3 +136,51 @@ def test_a_store_from_settings_gives_writers_a_pool_of_their_own(redis_server, p
     assert own.client.ping() and own.with_own_pool().client.connection_pool is not own.client.connection_pool
     bare = CheckpointStore(shared.client, prefix)
     assert bare.with_own_pool() is bare  # nothing to connect with: documented as itself
+
+
+def parts(n: int, training_bytes: int = 10_000) -> tuple[bytes, bytes]:
+    """A serving artefact and a training state of a known size (pickled padding)."""
+    return blob(n), dump_state({"n_learned": n, "pad": b"x" * training_bytes})
+
+
+def test_each_version_records_both_parts_sizes(store: CheckpointStore):
+    artefact, training = parts(1)
+    published = store.publish(meta(1), artefact, keep=5, training=training)
+    assert (published.blob_bytes, published.training_bytes) == (len(artefact), len(training))
+    (listed,) = store.list_versions("m")
+    assert listed.total_bytes == len(artefact) + len(training)
+    assert store.retained_bytes("m") == len(artefact) + len(training)
+    k = store.keys("m")
+    assert store.client.strlen(k.training(1)) == len(training)
+
+
+def test_the_byte_budget_drops_the_oldest_unprotected_versions_first(store: CheckpointStore):
+    artefact, training = parts(0)
+    one = len(artefact) + len(training)
+    for i in range(3):
+        store.publish(meta(i), artefact, keep=100, training=training)
+    store.pin("m", 1)
+    store.tag("m", 2, "baseline")
+    for i in range(3, 8):
+        store.publish(meta(i), artefact, keep=100, training=training, max_bytes=int(4.5 * one))
+    # 4 fit: pinned v1 and tagged v2 stay, so only the two newest of the others do
+    assert store.version_numbers("m") == [1, 2, 7, 8]
+    assert store.retained_bytes("m") == 4 * one
+    assert not store.client.exists(*store.keys("m").version_keys(6))
+    store.request_reset("m", 7)
+    store.unpin("m")
+    store.publish(meta(9), artefact, keep=100, training=training, max_bytes=int(2.5 * one))
+    # the reset's target and the tagged one stay even over budget; the unpinned v1 and v8 go
+    assert store.version_numbers("m") == [2, 7, 9]
+
+
+def test_the_byte_budget_counts_versions_written_before_sizes_were_recorded(store: CheckpointStore):
+    artefact, training = parts(0)
+    for i in range(3):
+        store.publish(meta(i), artefact, keep=100, training=training)
+    store.client.delete(store.keys("m").sizes)  # as a store from before sizes were recorded
+    store.publish(
+        meta(3), artefact, keep=100, training=training, max_bytes=2 * (len(artefact) + len(training))
+    )
+    assert store.version_numbers("m") == [3, 4]
+    assert store.retained_bytes("m") == 2 * (len(artefact) + len(training))

@@ -9,7 +9,6 @@ test fail. So learning while a checkpoint is written is shown by counts, never b
 from __future__ import annotations
 
 import os
-import pickle
 import select
 import signal
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from river import datasets
 
 from model_store.settings import Settings
-from model_store.snapshot import SnapshotMeta, sign
+from model_store.snapshot import SnapshotMeta, load_state, sign
 from model_store.specs import ModelSpec
 from stream.fetcher import Batch
 from stream.learner import Learner
@@ -69,21 +68,28 @@ class SlowStore:
     def append_metric_point(self, model: str, point: dict) -> None:
         pass
 
-    def publish(self, meta: SnapshotMeta, blob: bytes, keep: int, signing_key=None, **_) -> SnapshotMeta:
+    def publish(
+        self, meta: SnapshotMeta, blob: bytes, keep: int, signing_key=None, training=None, **_
+    ) -> SnapshotMeta:
         if not select.select([self._release_r], [], [], 30)[0]:
             raise TimeoutError("never released: the trainer did not learn on while this was written")
         os.read(self._release_r, 1)
         if self.fail_with is not None:
             raise self.fail_with
         version = len(list(self.root.glob("v*.meta"))) + 1
-        meta = sign(meta.model_copy(update={"version": version}), blob, signing_key)
+        meta = sign(meta.model_copy(update={"version": version}), blob, signing_key, training)
         (self.root / f"v{version}.blob").write_bytes(blob)
+        (self.root / f"v{version}.training").write_bytes(training)
         (self.root / f"v{version}.meta").write_text(meta.model_dump_json())
         return meta
 
+    def retained_bytes(self, model: str) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("v*") if p.suffix != ".meta")
+
     def version(self, n: int) -> tuple[SnapshotMeta, dict]:
         meta = SnapshotMeta.model_validate_json((self.root / f"v{n}.meta").read_text())
-        return meta, pickle.loads((self.root / f"v{n}.blob").read_bytes())
+        blob, training = ((self.root / f"v{n}.{part}").read_bytes() for part in ("blob", "training"))
+        return meta, load_state(meta, blob, None, training)
 
     def versions(self) -> list[int]:
         return sorted(int(p.stem[1:]) for p in self.root.glob("v*.meta"))
