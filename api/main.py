@@ -20,7 +20,7 @@ from api.manager import ModelManager
 from api.monitoring import ServingMonitor
 from api.prediction_log import PredictionLog
 from api.responder import Responder
-from api.routes import admin, dashboard, health, metrics, models, monitors, predict
+from api.routes import admin, dashboard, health, leaderboard, metrics, models, monitors, predict
 from api.schemas import MAX_BODY_BYTES
 from api.watcher import Watcher
 from model_store.settings import Settings
@@ -87,7 +87,7 @@ def create_app(
     app.state.responder = Responder(specs, app.state.prediction_log, app.state.serving_monitor)
     app.state.feed = feed
     app.state.closing = closing
-    for router in (health.router, models.router, predict.router, admin.router):
+    for router in (health.router, models.router, leaderboard.router, predict.router, admin.router):
         app.include_router(router)
     for router in (monitors.router, metrics.router, dashboard.router):
         app.include_router(router)

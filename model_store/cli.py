@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from model_store.leaderboard import leaderboard
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, SpecError, load_specs
 from model_store.store import CheckpointStore, VersionNotFound
@@ -96,6 +97,31 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _version(version: int | None) -> str:
     return "none" if version is None else f"v{version}"
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Champion and challengers of the newest version, best first, with the paired test."""
+    settings = settings_of(args)
+    spec = spec_of(settings, args.model)
+    store = CheckpointStore.from_settings(settings)
+    latest = store.latest_version(spec.name)
+    if latest is None:
+        print(f"model '{spec.name}' has no versions")
+        return 1
+    board = leaderboard(store.meta(spec.name, latest), spec.main_metric)
+    main = board.main_metric
+    print(f"{spec.name} v{board.version}, main metric {main} (better: p < {board.significance:g})")
+    print(f"{'':12} {'name':20} {main:>10} {'rolling':>10} {'learned':>9} {'vs champion':>12} {'p':>8}")
+    for row in board.rows:
+        diff = "-" if row.main_difference is None else f"{row.main_difference:+.4f}"
+        p = "-" if not row.paired else f"{row.paired['p_value']:.3g}"
+        verdict = {True: "BETTER", False: "worse", None: ""}[row.better]
+        print(
+            f"{row.role:12} {row.name:20} {_fmt(row.metrics.get(main)):>10} "
+            f"{_fmt(row.rolling_metrics.get(main)):>10} {row.n_learned:>9} {diff:>12} {p:>8} {verdict}"
+            + (f"  DISABLED: {row.error}" if row.error else "")
+        )
+    return 0
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -203,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", nargs="?", help="one model (default: every configured model)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "leaderboard", help="champion and challengers side by side, with a paired test of each against it"
+    )
+    p.add_argument("model")
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser(
         "versions", help="list a model's retained versions: lineage, metrics, served/pinned/held/tags"

@@ -29,7 +29,14 @@ from model_store.feature_stats import FeatureStats
 
 # Fields added after snapshots were first signed: left out of the signed payload while
 # they hold their default, so snapshots written before they existed still verify.
-_ADDED_LATER = ("feature_stats", "monitors", "rebuilt_from", "training_sha256", "training_bytes")
+_ADDED_LATER = (
+    "feature_stats",
+    "monitors",
+    "rebuilt_from",
+    "training_sha256",
+    "training_bytes",
+    "challengers",
+)
 
 # The serving artefact: what ``predict`` needs and nothing else.
 ARTEFACT_KEYS = ("model",)
@@ -121,6 +128,11 @@ class SnapshotMeta(BaseModel):
     )
     rebuilt_from: RebuiltFrom | None = Field(
         default=None, description="Set on the first version of a lineage `streamlearn rebuild` made"
+    )
+    challengers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Each challenger's leaderboard row at this version: metrics, rolling metrics, "
+        "events learned, since when, error if disabled, paired test against the champion",
     )
 
     @property

@@ -180,6 +180,11 @@ class ModelSpec(BaseModel):
         description="river.metrics class names; the first is the main metric. "
         "Default: [Accuracy] for classification, [MAE] for regression.",
     )
+    challengers: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Other pipelines learning the same events beside the served one (the champion), "
+        "by name, in the same syntax as `pipeline`.",
+    )
     rolling_window: int = Field(default=1000, ge=1)
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
@@ -202,6 +207,16 @@ class ModelSpec(BaseModel):
         if isinstance(raw, dict) and raw.get("metrics") is None and raw.get("task") in DEFAULT_METRICS:
             return {**raw, "metrics": list(DEFAULT_METRICS[raw["task"]])}
         return raw
+
+    @field_validator("challengers")
+    @classmethod
+    def _challenger_names(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, steps in value.items():
+            if not NAME_RE.match(name) or name == "champion":
+                raise ValueError(f"challenger '{name}': use letters, digits, '_', '.' or '-', not 'champion'")
+            if not steps:
+                raise ValueError(f"challenger '{name}': a pipeline of at least one step")
+        return value
 
     @field_validator("name", "topic")
     @classmethod

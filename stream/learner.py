@@ -206,6 +206,14 @@ class Learner:
         finally:
             self.n_learned = n
 
+    def recent_predictions(self, k: int) -> list[tuple[Any, Any]]:
+        """(y, predicted label or value) of the last ``k`` events learned, as scored: what a
+        paired comparison with another learner on the same events needs."""
+        queued = self._queued[len(self._queued) - k :] if k else []
+        if self._needs_proba:
+            return [(y, max(p, key=p.get) if p else None) for y, p in queued]
+        return list(queued)
+
     def settle(self) -> None:
         """Apply the queued (y, prediction) pairs to the rolling metrics and the monitors,
         in order; the queue holds every event learned since the last settle."""

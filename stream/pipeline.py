@@ -73,7 +73,13 @@ def build_object(step: Any, where: str) -> Any:
 
 def build_pipeline(spec: ModelSpec) -> base.Estimator:
     """The spec's steps chained into one River pipeline, checked against the task."""
-    steps = [build_object(step, f"model '{spec.name}' pipeline[{i}]") for i, step in enumerate(spec.pipeline)]
+    return build_pipeline_steps(spec.pipeline, spec, "pipeline")
+
+
+def build_pipeline_steps(pipeline: list[Any], spec: ModelSpec, field: str) -> base.Estimator:
+    """``pipeline`` (the spec's, or a challenger's at ``field``) chained into one River
+    pipeline, with the same allow-list, checked against the task."""
+    steps = [build_object(step, f"model '{spec.name}' {field}[{i}]") for i, step in enumerate(pipeline)]
     model = steps[0] if len(steps) == 1 else compose.Pipeline(*steps)
     final = steps[-1]
     expected = base.Classifier if spec.task == "classification" else base.Regressor
@@ -124,6 +130,8 @@ def validate_spec(spec: ModelSpec) -> None:
     """Build everything once so a bad config fails at start, naming the file and the field."""
     try:
         build_pipeline(spec)
+        for name, steps in spec.challengers.items():
+            build_pipeline_steps(steps, spec, f"challengers.{name}")
         for name in spec.metrics:
             build_metric(name, spec)
         build_detector(spec)

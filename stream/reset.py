@@ -58,12 +58,13 @@ class ResetRequests:
             return None
         return request
 
-    def load(self, request: ResetRequest) -> Learner | None:
-        """Version N's learner (model, metrics, events learned, monitors); None, and the
-        request dropped, when that version cannot be loaded."""
+    def load(self, request: ResetRequest) -> tuple[Learner, dict] | None:
+        """Version N's learner (model, metrics, events learned, monitors) and its whole state
+        (challengers too); None, and the request dropped, when that version cannot be loaded."""
         try:
             meta, blob, training = self.store.fetch_parts(self.name, request.version)
-            learner = Learner.from_state(load_state(meta, blob, self.signing_key, training), self.spec)
+            state = load_state(meta, blob, self.signing_key, training)
+            learner = Learner.from_state(state, self.spec)
         except (StoreError, IncompatibleSnapshot) as exc:
             log.error("%s: cannot reset to v%d, request dropped: %s", self.name, request.version, exc)
             self._drop(request, str(exc))
@@ -75,7 +76,7 @@ class ResetRequests:
         log.info(
             "%s: reset to v%d (%d learned); current offsets kept", self.name, meta.version, meta.n_learned
         )
-        return learner
+        return learner, state
 
     def _drop(self, request: ResetRequest, why: str) -> None:
         try:

@@ -22,6 +22,7 @@ from model_store.settings import Settings
 from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest, StoreFull
+from stream.challengers import Challengers
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
 from stream.dead_letters import DeadLetters
 from stream.delayed import DelayedLabels
@@ -132,6 +133,7 @@ class Trainer:
         self.delayed: DelayedLabels | None = (
             DelayedLabels(spec) if spec.delayed_labels.log_predictions else None
         )
+        self.challengers = Challengers.from_spec(spec)
         self._retry_at = 0.0
         self._reset: ResetRequest | None = None  # loaded, its first checkpoint not yet published
         self._writing: Writing | None = None
@@ -173,6 +175,7 @@ class Trainer:
         meta, blob, training = newest
         state = load_state(meta, blob, self._signing_key, training)
         learner = Learner.from_state(state, self.spec)
+        self.challengers = Challengers.from_spec(self.spec, state.get("challengers"), learner.n_learned)
         if self.delayed is not None:
             self.delayed = DelayedLabels(self.spec, state, meta.prediction_offsets)
         self.checkpointer.parent = meta.version
@@ -348,8 +351,11 @@ class Trainer:
         counts one more event toward a checkpoint)."""
         learn_many, timer = self.learner.learn_many, self.telemetry.learn_seconds.add
         i, learned = start, 0
+        challengers = self.challengers
         while i < stop:
             done, error = learn_many(events, i, stop, timer)
+            if challengers and done > i:  # the same events, in the same order
+                challengers.learn(events, i, done, self.learner.recent_predictions(done - i))
             learned += done - i
             if done == stop:
                 break
@@ -389,10 +395,12 @@ class Trainer:
     def _learn_joined(self, joined: Joined) -> None:
         """Learn from the features that were served; score the prediction that was served."""
         try:
-            self.learner.learn_one(joined.features, joined.label)
+            predicted = self.learner.learn_one(joined.features, joined.label)
         except Exception as exc:  # the model refused these features: count, never stop
             log.warning("%s: joined event %s not learned: %s", self.spec.name, joined.id, exc)
             return
+        if self.challengers:
+            self.challengers.learn_one(joined.features, joined.label, predicted)
         try:
             self.delayed.scored(joined)
         except Exception as exc:  # a label the metric cannot score: learned, not scored; never stop
@@ -406,9 +414,12 @@ class Trainer:
         """Apply an operator's reset (stream/reset.py): continue from version N's state with the
         current offsets (events since N are not learned again), and publish that at once."""
         request = self.resets.poll()
-        if request is not None and (learner := self.resets.load(request)) is not None:
+        if request is not None and (loaded := self.resets.load(request)) is not None:
             self.collect_checkpoint(wait=True)  # its version must not become the reset's parent
-            self.learner = learner
+            self.learner, state = loaded
+            self.challengers = Challengers.from_spec(
+                self.spec, state.get("challengers"), self.learner.n_learned
+            )
             self.checkpointer.parent = request.version
             self._reset = request
         if self._reset is not None:
@@ -443,7 +454,10 @@ class Trainer:
         if self.delayed is not None:
             extra_state, extra_meta = self.delayed.state(), self.delayed.meta_fields()
         else:
-            extra_state, extra_meta = None, {}
+            extra_state, extra_meta = {}, {}
+        if self.challengers:
+            extra_state = {**extra_state, "challengers": self.challengers.state()}
+            extra_meta["challengers"] = self.challengers.summary()
         prepared = self.checkpointer.prepare(
             self.learner, self.offsets, self._reset, extra_state, **extra_meta
         )

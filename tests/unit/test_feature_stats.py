@@ -77,7 +77,14 @@ def test_snapshots_signed_before_feature_stats_existed_still_verify():
     key = b"secret"
     meta = sign(SnapshotMeta(model="m", task="classification", topic="m", n_learned=3), b"blob", key)
     # the payload an older trainer signed: none of the fields added later at all
-    added_later = {"feature_stats", "monitors", "rebuilt_from", "training_sha256", "training_bytes"}
+    added_later = {
+        "feature_stats",
+        "monitors",
+        "rebuilt_from",
+        "training_sha256",
+        "training_bytes",
+        "challengers",
+    }
     old = meta.model_dump_json(exclude={"signature", *added_later}).encode()
     old_signed = meta.model_copy(update={"signature": hmac.new(key, old, hashlib.sha256).hexdigest()})
     verify(old_signed, b"blob", key)
