@@ -156,6 +156,24 @@ class TrainerTelemetry:
             ["model"],
             registry=r,
         ).labels(model)
+        self._challenger = Gauge(
+            "streamlearn_challenger_metric",
+            "A challenger's prequential metric at the newest version (window: cumulative or rolling)",
+            ["model", "challenger", "metric", "window"],
+            registry=r,
+        )
+        self._challenger_p = Gauge(
+            "streamlearn_challenger_p_value",
+            "p-value of the paired test of a challenger against the champion (small: a real difference)",
+            ["model", "challenger"],
+            registry=r,
+        )
+        self._challenger_disabled = Gauge(
+            "streamlearn_challenger_disabled",
+            "1 when the challenger raised on an event and was disabled (the error is on the leaderboard)",
+            ["model", "challenger"],
+            registry=r,
+        )
         self._owns = Gauge(
             "streamlearn_trainer_owns_model",
             "1 while this trainer holds the model's lease, 0 while it is a standby",
@@ -297,6 +315,15 @@ class TrainerTelemetry:
         self.artefact_bytes.set(meta.blob_bytes)
         self.training_bytes.set(meta.training_bytes)
         self.retained_bytes.set(retained_bytes)
+        for name, row in meta.challengers.items():
+            for window, values in (("cumulative", row["metrics"]), ("rolling", row["rolling_metrics"])):
+                for metric, value in values.items():
+                    if value is not None:
+                        self._challenger.labels(self.spec.name, name, metric, window).set(value)
+            self._challenger_disabled.labels(self.spec.name, name).set(1 if row.get("error") else 0)
+            p_value = (row.get("paired") or {}).get("p_value")
+            if p_value is not None:
+                self._challenger_p.labels(self.spec.name, name).set(p_value)
 
     def incompatible(self, written: Runtime, running: Runtime) -> None:
         """The newest checkpoint needs another runtime: the trainer does not train this model."""

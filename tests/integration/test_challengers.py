@@ -1,0 +1,82 @@
+"""Challengers on the real trainer: exactly once across a SIGKILL, and the leaderboard over HTTP
+and the CLI (real Kafka and Redis)."""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import subprocess
+import sys
+
+import httpx
+from river import compose, datasets, linear_model, preprocessing, tree
+
+from model_store.snapshot import load_state
+from model_store.store import CheckpointStore
+from stream.publish import publish
+from tests.helpers.learning import learned, phishing_events, plain_river
+from tests.helpers.processes import SIGNING_KEY, Env, stop, wait_until, write_spec
+
+PROBE = [x for x, _ in datasets.Phishing().take(20)]
+CHALLENGERS = {
+    "tree": [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}],
+    "l2": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {"l2": 0.01}}],
+}
+
+
+def references(events: list[dict]) -> dict:
+    models = {
+        "tree": tree.HoeffdingTreeClassifier(grace_period=50),
+        "l2": compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(l2=0.01)),
+    }
+    for model in models.values():
+        for e in events:
+            model.predict_one(e["features"])
+            model.learn_one(e["features"], e["label"])
+    return models
+
+
+def test_challengers_learn_exactly_once_across_a_sigkill_and_the_leaderboard_shows_them(
+    env: Env, store: CheckpointStore, port: int
+):
+    name = env.key_prefix
+    write_spec(env.models_dir, name=name, topic=name, challengers=CHALLENGERS)
+    events = phishing_events(1200)
+    trainer = env.start_trainer(name)
+    publish(events[:500], name, env.kafka, progress=False)
+    wait_until(lambda: learned(store, name, 500), timeout=60, what="500 learned")
+    publish(events[500:], name, env.kafka, progress=False, rate=400)
+    stop(trainer, signal.SIGKILL)
+    env.start_trainer(name)
+    meta, blob = wait_until(lambda: learned(store, name, 1200), timeout=90, what="all learned after the kill")
+
+    _, _, training = store.fetch_parts(name, meta.version)
+    state = load_state(meta, blob, SIGNING_KEY.encode(), training)
+    champion = state["model"]
+    assert [champion.predict_proba_one(x) for x in PROBE] == [
+        plain_river(events).predict_proba_one(x) for x in PROBE
+    ]
+    for cname, reference in references(events).items():
+        learner = state["challengers"][cname]["learner"]
+        assert learner["n_learned"] == 1200, cname
+        model = learner["model"]
+        assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    assert set(meta.challengers) == set(CHALLENGERS)
+    assert pickle.loads(blob).keys() == {"model"}  # challengers are training state, never served
+
+    env.start_api(port)
+    board = httpx.get(f"http://127.0.0.1:{port}/models/{name}/leaderboard", timeout=10).json()
+    assert board["version"] == meta.version and board["main_metric"] == "Accuracy"
+    rows = {r["name"]: r for r in board["rows"]}
+    assert rows["champion"]["role"] == "champion" and set(rows) == {"champion", *CHALLENGERS}
+    assert rows["tree"]["n_learned"] == 1200 and rows["tree"]["paired"]["test"] == "mcnemar"
+    assert httpx.get(f"http://127.0.0.1:{port}/models/nope/leaderboard", timeout=10).status_code == 404
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "model_store.cli", "leaderboard", name],
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert all(n in cli.stdout for n in ("champion", "tree", "l2")) and f"v{meta.version}" in cli.stdout
