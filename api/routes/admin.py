@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminDep, ManagerDep, require_known
+from api.json_body import JSONBodyRoute
 from api.manager import ModelManager
 from api.schemas import RollbackRequest, RollbackResponse, TagRequest, TagResponse, UnpinResponse
 from model_store.store import VersionNotFound
@@ -21,6 +22,7 @@ from model_store.store import VersionNotFound
 router = APIRouter(
     prefix="/models",
     tags=["admin"],
+    route_class=JSONBodyRoute,
     dependencies=[AdminDep],
     responses={
         401: {"description": "No admin key sent"},

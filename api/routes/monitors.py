@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import FeedDep, ManagerDep, ServingMonitorDep, require_known
 from api.feed import Listener, PointFeed
+from api.json_body import JSONBodyRoute
 from api.monitor_schemas import MonitorsReport
 from api.monitoring import monitors_report
 from api.schemas import errors
 
-router = APIRouter(tags=["monitors"])
+router = APIRouter(tags=["monitors"], route_class=JSONBodyRoute)
 KEEPALIVE_SECONDS = 15
 
 
