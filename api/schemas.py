@@ -93,6 +93,40 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
 
 
+POINT_EVENTS: dict[str, Any] = {
+    "description": "Server-sent events, one per new metric point; the stream does not end",
+    "content": {
+        "text/event-stream": {
+            # One event (OpenAPI 3.2's itemSchema, as FastAPI writes it for its own event streams);
+            # MetricPoint is in the components through GET /models/{name}/monitors.
+            "itemSchema": {
+                "type": "object",
+                "required": ["event", "id", "data"],
+                "properties": {
+                    "event": {"const": "point"},
+                    "id": {"type": "string", "description": "The point's Redis stream id"},
+                    "retry": {"type": "integer", "minimum": 0},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {
+                            "type": "object",
+                            "required": ["model", "id", "point"],
+                            "properties": {
+                                "model": {"type": "string"},
+                                "id": {"type": "string"},
+                                "point": {"$ref": "#/components/schemas/MetricPoint"},
+                            },
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
+"""OpenAPI of the metric point streams (api/routes/monitors.py): ``text/event-stream``."""
+
+
 class Pointers(BaseModel):
     """What the store says replicas should serve: the pin, else the promoted version."""
 
