@@ -24,9 +24,11 @@ def _text(value: Any) -> Any:
 
 
 def _echo(value: Any) -> Any:
-    """Echo small scalar inputs only."""
-    if value is None or isinstance(value, bool | int | float):
+    """Echo small scalar inputs only (an integer only as far as JSON writers take one: 64 bits)."""
+    if value is None or isinstance(value, bool | float):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else None
     if isinstance(value, str) and len(value) <= 100:
         return _text(value)
     return None

@@ -13,6 +13,8 @@ MAX_BATCH = 1_000
 """Most instances in one batch request."""
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Largest request body accepted (413 beyond)."""
+MAX_VERSION = 2**63 - 1
+"""Largest version number: versions are counted by a Redis integer (64-bit)."""
 
 
 class PredictRequest(BaseModel):
@@ -143,7 +145,7 @@ class RollbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     mode: Literal["pin", "reset"] = "pin"
     reason: str | None = Field(default=None, max_length=500, description="Recorded with the change")
 
