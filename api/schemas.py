@@ -20,7 +20,12 @@ MAX_VERSION = 2**63 - 1
 class PredictRequest(BaseModel):
     """Features of one instance; null means missing (the feature is dropped)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"features": {"long_url": 1, "https": 0, "age_of_domain": 1}, "id": "req-1"}]
+        },
+    )
 
     id: ShortStr | None = Field(
         default=None, description="Your id for this prediction; send the label later with the same id"
@@ -29,7 +34,14 @@ class PredictRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"instances": [{"features": {"long_url": 1, "https": 0}}, {"features": {"long_url": 0}}]}
+            ]
+        },
+    )
 
     instances: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
@@ -143,7 +155,10 @@ class RollbackRequest(BaseModel):
     """pin: every replica serves ``version`` until unpinned. reset: the trainer continues learning
     from ``version`` (keeping its Kafka offsets); its next version has ``version`` as parent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"version": 1, "mode": "pin", "reason": "v2 regressed on accuracy"}]},
+    )
 
     version: int = Field(ge=1, le=MAX_VERSION)
     mode: Literal["pin", "reset"] = "pin"
@@ -165,7 +180,7 @@ class UnpinResponse(BaseModel):
 
 
 class TagRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "release-1.2"}]})
 
     label: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
