@@ -24,20 +24,34 @@ def _text(value: Any) -> Any:
 
 
 def _echo(value: Any) -> Any:
-    """Echo small scalar inputs only."""
-    if value is None or isinstance(value, bool | int | float):
+    """Echo small scalar inputs only (an integer only as far as JSON writers take one: 64 bits)."""
+    if value is None or isinstance(value, bool | float):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else None
     if isinstance(value, str) and len(value) <= 100:
         return _text(value)
     return None
 
 
+def _msg(err: dict[str, Any]) -> Any:
+    """The error's message; a body that is not JSON (``json_invalid``) says what is wrong with it,
+    which FastAPI keeps apart in ``ctx``."""
+    msg = err.get("msg")
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and isinstance(reason, str):
+        return f"{msg}: {reason}"
+    return msg
+
+
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """FastAPI's format (``detail``: list of ``loc``/``msg``/``type``), made safe."""
+    """FastAPI's format (``detail``: list of ``loc``/``msg``/``type``), made safe. A body that is
+    not JSON, not UTF-8 or nested too deeply is one ``json_invalid`` item at its offset
+    (api/json_body.py)."""
     detail = []
     for err in exc.errors():
         loc = [_text(part) for part in err.get("loc", ())]
-        item = {"type": err.get("type"), "loc": loc, "msg": _text(err.get("msg"))}
+        item = {"type": err.get("type"), "loc": loc, "msg": _text(_msg(err))}
         if "input" in err and _echo(err["input"]) is not None:
             item["input"] = _echo(err["input"])
         detail.append(item)

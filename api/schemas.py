@@ -13,12 +13,19 @@ MAX_BATCH = 1_000
 """Most instances in one batch request."""
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Largest request body accepted (413 beyond)."""
+MAX_VERSION = 2**63 - 1
+"""Largest version number: versions are counted by a Redis integer (64-bit)."""
 
 
 class PredictRequest(BaseModel):
     """Features of one instance; null means missing (the feature is dropped)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"features": {"long_url": 1, "https": 0, "age_of_domain": 1}, "id": "req-1"}]
+        },
+    )
 
     id: ShortStr | None = Field(
         default=None, description="Your id for this prediction; send the label later with the same id"
@@ -27,7 +34,14 @@ class PredictRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"instances": [{"features": {"long_url": 1, "https": 0}}, {"features": {"long_url": 0}}]}
+            ]
+        },
+    )
 
     instances: list[PredictRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
@@ -93,6 +107,40 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
 
 
+POINT_EVENTS: dict[str, Any] = {
+    "description": "Server-sent events, one per new metric point; the stream does not end",
+    "content": {
+        "text/event-stream": {
+            # One event (OpenAPI 3.2's itemSchema, as FastAPI writes it for its own event streams);
+            # MetricPoint is in the components through GET /models/{name}/monitors.
+            "itemSchema": {
+                "type": "object",
+                "required": ["event", "id", "data"],
+                "properties": {
+                    "event": {"const": "point"},
+                    "id": {"type": "string", "description": "The point's Redis stream id"},
+                    "retry": {"type": "integer", "minimum": 0},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {
+                            "type": "object",
+                            "required": ["model", "id", "point"],
+                            "properties": {
+                                "model": {"type": "string"},
+                                "id": {"type": "string"},
+                                "point": {"$ref": "#/components/schemas/MetricPoint"},
+                            },
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
+"""OpenAPI of the metric point streams (api/routes/monitors.py): ``text/event-stream``."""
+
+
 class Pointers(BaseModel):
     """What the store says replicas should serve: the pin, else the promoted version."""
 
@@ -107,9 +155,12 @@ class RollbackRequest(BaseModel):
     """pin: every replica serves ``version`` until unpinned. reset: the trainer continues learning
     from ``version`` (keeping its Kafka offsets); its next version has ``version`` as parent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"version": 1, "mode": "pin", "reason": "v2 regressed on accuracy"}]},
+    )
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     mode: Literal["pin", "reset"] = "pin"
     reason: str | None = Field(default=None, max_length=500, description="Recorded with the change")
 
@@ -129,7 +180,7 @@ class UnpinResponse(BaseModel):
 
 
 class TagRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "release-1.2"}]})
 
     label: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 

@@ -7,20 +7,22 @@ records a request that the trainer applies (stream/reset.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import redis
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminDep, ManagerDep, require_known
+from api.json_body import JSONBodyRoute
 from api.manager import ModelManager
-from api.schemas import RollbackRequest, RollbackResponse, TagRequest, TagResponse, UnpinResponse
+from api.schemas import MAX_VERSION, RollbackRequest, RollbackResponse, TagRequest, TagResponse, UnpinResponse
 from model_store.store import VersionNotFound
 
 router = APIRouter(
     prefix="/models",
     tags=["admin"],
+    route_class=JSONBodyRoute,
     dependencies=[AdminDep],
     responses={
         401: {"description": "No admin key sent"},
@@ -30,6 +32,7 @@ router = APIRouter(
     },
 )
 T = TypeVar("T")
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version number of the model")]
 
 
 async def _store_call(call: Callable[[], T]) -> T:
@@ -98,7 +101,7 @@ async def unpin(name: str, manager: ManagerDep) -> UnpinResponse:
 
 
 @router.put("/{name}/versions/{version}/tag", response_model=TagResponse)
-async def tag(name: str, version: int, body: TagRequest, manager: ManagerDep) -> TagResponse:
+async def tag(name: str, version: VersionPath, body: TagRequest, manager: ManagerDep) -> TagResponse:
     """Label a retained version; tagged versions survive retention."""
     require_known(manager, name)
     await _store_call(lambda: manager.store.tag(name, version, body.label, by="api"))
@@ -106,7 +109,7 @@ async def tag(name: str, version: int, body: TagRequest, manager: ManagerDep) ->
 
 
 @router.delete("/{name}/versions/{version}/tag", response_model=TagResponse)
-async def untag(name: str, version: int, manager: ManagerDep) -> TagResponse:
+async def untag(name: str, version: VersionPath, manager: ManagerDep) -> TagResponse:
     """Remove a version's label; retention may then drop it."""
     require_known(manager, name)
     await _store_call(lambda: manager.store.untag(name, version, by="api"))

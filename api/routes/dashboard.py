@@ -7,7 +7,9 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-router = APIRouter(tags=["dashboard"])
+from api.json_body import JSONBodyRoute
+
+router = APIRouter(tags=["dashboard"], route_class=JSONBodyRoute)
 STATIC = Path(__file__).resolve().parent.parent / "static"
 FILES = {
     "dashboard.js": "text/javascript",

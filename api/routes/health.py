@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ManagerDep
+from api.json_body import JSONBodyRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JSONBodyRoute)
 
 
 @router.get("/healthz")

@@ -8,8 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServingMonitorDep
+from api.json_body import JSONBodyRoute
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=JSONBodyRoute)
 
 
 @router.get("/metrics", response_class=Response)

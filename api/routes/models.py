@@ -7,10 +7,11 @@ from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ManagerDep, require_known, served_or_error
+from api.json_body import JSONBodyRoute
 from api.schemas import ModelSummary, Pointers, VersionInfo, errors
 from model_store.store import CheckpointStore
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=JSONBodyRoute)
 
 
 def _summary(manager: ManagerDep, name: str) -> ModelSummary:

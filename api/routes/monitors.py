@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import FeedDep, ManagerDep, ServingMonitorDep, require_known
 from api.feed import Listener, PointFeed
+from api.json_body import JSONBodyRoute
 from api.monitor_schemas import MonitorsReport
 from api.monitoring import monitors_report
-from api.schemas import errors
+from api.schemas import POINT_EVENTS, errors
 
-router = APIRouter(tags=["monitors"])
+router = APIRouter(tags=["monitors"], route_class=JSONBodyRoute)
 KEEPALIVE_SECONDS = 15
 
 
@@ -73,15 +74,21 @@ def _stream(request: Request, feed: PointFeed, model: str | None) -> StreamingRe
     )
 
 
-@router.get("/models/{name}/monitors/stream", responses=errors(404))
-async def stream_model_points(name: str, request: Request, manager: ManagerDep, feed: FeedDep):
+@router.get(
+    "/models/{name}/monitors/stream",
+    response_class=StreamingResponse,
+    responses={200: POINT_EVENTS, **errors(404)},
+)
+async def stream_model_points(
+    name: str, request: Request, manager: ManagerDep, feed: FeedDep
+) -> StreamingResponse:
     """Server-sent events: each new metric point of the model as `event: point`, with data
     `{"model", "id", "point"}`; the id is the point's Redis stream id."""
     require_known(manager, name)
     return _stream(request, feed, name)
 
 
-@router.get("/monitors/stream")
-async def stream_points(request: Request, feed: FeedDep):
+@router.get("/monitors/stream", response_class=StreamingResponse, responses={200: POINT_EVENTS})
+async def stream_points(request: Request, feed: FeedDep) -> StreamingResponse:
     """Server-sent events: each new metric point of every model (what the dashboard reads)."""
     return _stream(request, feed, None)

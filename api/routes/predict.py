@@ -16,12 +16,15 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
 from api.deps import ManagerDep, ResponderDep, require_predict_key, served_or_error
+from api.json_body import JSONBodyRoute
 from api.manager import Served
 from api.predicting import UnusableFeatures, predict_features
 from api.responder import JSON_OPTS, new_id
 from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, errors
 
-router = APIRouter(prefix="/models", tags=["predict"], dependencies=[Depends(require_predict_key)])
+router = APIRouter(
+    prefix="/models", tags=["predict"], dependencies=[Depends(require_predict_key)], route_class=JSONBodyRoute
+)
 log = logging.getLogger(__name__)
 
 

@@ -122,6 +122,9 @@ BAD_BODIES = [
     b'{"features": {"a": Infinity}}',
     b'{"features": {"a": 1e999}}',
     b'{"features": {"a": 1}',
+    b'{"features": {"a": "caf\xe9"}}',  # not UTF-8
+    '{"features": {"a": 1}}'.encode("utf-16"),
+    b"[" * 100_000,  # deeper than the parser's recursion limit
     b'{"features": {"a": "' + b"x" * (MAX_STRING_LENGTH + 1) + b'"}}',
     b'{"features": {"' + b"k" * (MAX_STRING_LENGTH + 1) + b'": 1}}',
     b'{"features": {"a": 1}, "id": "' + b"i" * (MAX_STRING_LENGTH + 1) + b'"}',
