@@ -7,10 +7,11 @@ from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ManagerDep, require_known
+from api.json_body import JSONBodyRoute
 from api.schemas import errors
 from model_store.leaderboard import Leaderboard, leaderboard
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=JSONBodyRoute)
 
 
 @router.get("/{name}/leaderboard", response_model=Leaderboard, responses=errors(404, 503))
