@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource
 from river import datasets
 
-from model_store.snapshot import load_state
+from model_store.snapshot import load_model
 from model_store.store import CheckpointStore
 from stream.local_services import free_port
 from tests.helpers.learning import phishing_events, plain_river
@@ -169,7 +169,7 @@ def test_a_dead_letter_kafka_refuses_holds_the_checkpoint_back_until_it_is_ackno
         what="a checkpoint past the dead letter",
     )
     assert meta.n_learned == len(events)
-    model = load_state(meta, blob, SIGNING_KEY.encode())["model"]
+    model = load_model(meta, blob, SIGNING_KEY.encode())
     reference = plain_river(events)
     sample = events[-1]["features"]
     assert model.predict_proba_one(sample) == reference.predict_proba_one(sample)

@@ -190,7 +190,9 @@ def test_a_writer_killed_mid_checkpoint_leaves_no_partial_version_and_is_retried
             indexed_raw, keys_raw, latest = tx.execute()
         indexed = {int(v) for v in indexed_raw}
         assert doomed not in indexed and int(latest) in indexed
-        assert {key.decode() for key in keys_raw} == {f(v) for v in indexed for f in (k.meta, k.blob)}
+        assert {key.decode() for key in keys_raw} == {
+            f(v) for v in indexed for f in (k.meta, k.blob, k.training)
+        }
 
         after, blob = wait_until(lambda: learned(store, name, 600), timeout=60, what="the retried checkpoint")
     assert after.parent == before.version and after.version > doomed
