@@ -189,3 +189,21 @@ class TagResponse(BaseModel):
     model: str
     version: int
     label: str | None
+
+
+class PromoteBody(BaseModel):
+    """Make a challenger the champion from the trainer's next version on (with its learned state)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"challenger": "tree", "reason": "better on the leaderboard"}]},
+    )
+
+    challenger: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    reason: str | None = Field(default=None, max_length=500, description="Recorded with the change")
+
+
+class PromoteResponse(BaseModel):
+    model: str
+    challenger: str
+    detail: str

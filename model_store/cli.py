@@ -124,6 +124,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Ask the trainer to make a challenger the champion."""
+    settings = settings_of(args)
+    spec = spec_of(settings, args.model)
+    store = CheckpointStore.from_settings(settings)
+    latest = store.latest_version(spec.name)
+    known = sorted(store.meta(spec.name, latest).challengers) if latest is not None else []
+    if args.challenger not in known:
+        raise SpecError(f"model '{spec.name}' has no challenger '{args.challenger}'; challengers: {known}")
+    store.request_promotion(spec.name, args.challenger, reason=args.reason)
+    print(f"{spec.name}: the trainer makes {args.challenger} the champion at its next version")
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     store = _store(args)
     pointer = store.served_pointer(args.model)
@@ -155,6 +169,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
         ]
         if m.version in tags:
             flags.append(f"tag={tags[m.version]}")
+        if m.promotion:
+            flags.append(f"champion={m.promotion['challenger']} (was {m.promotion.get('former')})")
         metrics = ", ".join(f"{k}={_fmt(v)} ({_fmt(m.rolling_metrics.get(k))})" for k, v in m.metrics.items())
         training = size(m.training_bytes) if m.is_split else "one blob"
         print(
@@ -235,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("promote", help="make a challenger the champion (the trainer applies it at once)")
+    p.add_argument("model")
+    p.add_argument("challenger")
+    p.add_argument("--reason", help="recorded with the change")
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser(
         "versions", help="list a model's retained versions: lineage, metrics, served/pinned/held/tags"

@@ -51,6 +51,11 @@ class ModelKeys:
         return self._k("pin_reason")
 
     @property
+    def promote_request(self) -> str:
+        """A pending promotion for the trainer: JSON {id, challenger, reason, by, requested_at}."""
+        return self._k("promote_request")
+
+    @property
     def reset_request(self) -> str:
         """A pending reset for the trainer: JSON {id, version, reason, by, requested_at}."""
         return self._k("reset_request")

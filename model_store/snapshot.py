@@ -36,6 +36,7 @@ _ADDED_LATER = (
     "training_sha256",
     "training_bytes",
     "challengers",
+    "promotion",
 )
 
 # The serving artefact: what ``predict`` needs and nothing else.
@@ -128,6 +129,10 @@ class SnapshotMeta(BaseModel):
     )
     rebuilt_from: RebuiltFrom | None = Field(
         default=None, description="Set on the first version of a lineage `streamlearn rebuild` made"
+    )
+    promotion: dict[str, Any] | None = Field(
+        default=None,
+        description="Set on the version that made a challenger the champion: {id, challenger, former}",
     )
     challengers: dict[str, Any] = Field(
         default_factory=dict,

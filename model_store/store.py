@@ -111,6 +111,16 @@ class ResetRequest(BaseModel):
     requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class PromoteRequest(BaseModel):
+    """An operator's request that the trainer make ``challenger`` the champion."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    challenger: str
+    reason: str | None = None
+    by: str = "cli"
+    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
 class CheckpointStore:
     """Read and write one deployment's checkpoints (sync client; the API calls it off-loop)."""
 
@@ -558,6 +568,48 @@ class CheckpointStore:
     def reset_request(self, model: str) -> ResetRequest | None:
         raw = self.client.get(self.keys(model).reset_request)
         return ResetRequest.model_validate_json(raw) if raw is not None else None
+
+    def request_promotion(
+        self, model: str, challenger: str, reason: str | None = None, by: str = "cli"
+    ) -> PromoteRequest:
+        """Ask the trainer to make ``challenger`` the champion from its next version on."""
+        k = self.keys(model)
+        request = PromoteRequest(challenger=challenger, reason=reason, by=by)
+        with self.client.pipeline(transaction=True) as tx:
+            tx.set(k.promote_request, request.model_dump_json())
+            self._audit(tx, model, "promote", challenger=challenger, reason=reason, by=by, request=request.id)
+            tx.publish(k.channel, orjson.dumps({"event": "promote", "challenger": challenger}))
+            tx.execute()
+        return request
+
+    def promote_request(self, model: str) -> PromoteRequest | None:
+        raw = self.client.get(self.keys(model).promote_request)
+        return PromoteRequest.model_validate_json(raw) if raw is not None else None
+
+    def finish_promotion(
+        self, model: str, request: PromoteRequest, applied_as: int | None = None, why: str | None = None
+    ) -> bool:
+        """Remove the request once applied (as version ``applied_as``) or refused (``why``), unless a
+        newer one replaced it; the audit stream records which. True if removed."""
+        k = self.keys(model)
+        removed = False
+
+        def body(tx: redis.client.Pipeline) -> None:
+            nonlocal removed
+            raw = tx.get(k.promote_request)
+            removed = raw is not None and PromoteRequest.model_validate_json(raw).id == request.id
+            tx.multi()
+            if removed:
+                tx.delete(k.promote_request)
+                if why is None:
+                    self._audit(
+                        tx, model, "promotion applied", challenger=request.challenger, applied_as=applied_as
+                    )
+                else:
+                    self._audit(tx, model, "promotion refused", challenger=request.challenger, reason=why)
+
+        self._transaction(body, k.promote_request)
+        return removed
 
     def drop_reset(self, model: str, request: ResetRequest, why: str) -> bool:
         """Remove a request that cannot be applied (not a newer one that replaced it); True if removed."""

@@ -133,8 +133,16 @@ class Challenger:
 class Challengers:
     """Every challenger of one model, learning beside its champion."""
 
-    def __init__(self, spec: ModelSpec, members: dict[str, Challenger]) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        members: dict[str, Challenger],
+        promoted: set[str] | None = None,
+        kept: set[str] | None = None,
+    ) -> None:
         self.spec, self.members = spec, members
+        self.promoted = promoted or set()  # YAML challengers that became the champion
+        self.kept = kept or set()  # former champions, challengers the YAML does not list
 
     @classmethod
     def from_spec(
@@ -142,9 +150,19 @@ class Challengers:
     ) -> Challengers:
         """The spec's challengers: continued from ``state`` where it has them, fresh from the next
         event where it does not (added since); ones the spec no longer lists are dropped."""
-        saved = state or {}
+        saved = (state or {}).get("members", {})
+        promoted = set((state or {}).get("promoted", []))
+        kept = set((state or {}).get("kept", [])) & set(saved)
         members = {}
+        for name in sorted(kept):
+            s = saved[name]
+            learner = Learner.from_state(s["learner"])
+            members[name] = Challenger(
+                name, learner, PairedTest(spec.task, s["test"]), s["since"], s["error"]
+            )
         for name, steps in spec.challengers.items():
+            if name in promoted:
+                continue  # it is the champion now
             if name in saved:
                 s = saved[name]
                 learner = Learner.from_state(s["learner"])
@@ -153,7 +171,7 @@ class Challengers:
                 )
             else:
                 members[name] = Challenger.fresh(name, steps, spec, champion_learned)
-        return cls(spec, members)
+        return cls(spec, members, promoted, kept)
 
     def __bool__(self) -> bool:
         return bool(self.members)
@@ -178,8 +196,28 @@ class Challengers:
         """A delayed label's event, learned by every active challenger too."""
         self.learn([(x, y)], 0, 1, [(y, champion)])
 
+    def promote(self, name: str, champion: Learner, former: str) -> Learner:
+        """Make challenger ``name`` the champion (its learned state, no relearning, fresh monitors);
+        the champion stays on as challenger ``former``. Returns the new champion's learner."""
+        member = self.members.pop(name)
+        new = Learner.from_state(member.learner.state(), self.spec)
+        since = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "champion_learned": new.n_learned,
+            "former_champion": True,
+        }
+        old = Learner.from_state(champion.state())
+        self.members[former] = Challenger(former, old, PairedTest(self.spec.task), since)
+        self.promoted.add(name)
+        self.kept.add(former)
+        return new
+
     def state(self) -> dict[str, Any]:
-        return {name: m.state() for name, m in self.members.items()}
+        return {
+            "members": {name: m.state() for name, m in self.members.items()},
+            "promoted": sorted(self.promoted),
+            "kept": sorted(self.kept & set(self.members)),
+        }
 
     def summary(self) -> dict[str, Any]:
         return {name: m.summary(self.spec.main_metric) for name, m in self.members.items()}

@@ -159,7 +159,8 @@ class Checkpointer:
             meta = meta.model_copy(update={"feature_stats": stats})
         artefact, training = dump_parts(prepared.state)
         decision = self.gate.decide(meta, prepared.bigger_is_better)
-        promote = decision.promote or prepared.reset is not None
+        # a reset or a promotion is the operator's decision: always served
+        promote = decision.promote or prepared.reset is not None or meta.promotion is not None
         meta = self.store.publish(
             meta,
             artefact,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import logging
 import signal
@@ -21,7 +22,7 @@ from model_store.leases import Fenced
 from model_store.settings import Settings
 from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
-from model_store.store import CheckpointStore, ResetRequest, StoreFull
+from model_store.store import CheckpointStore, PromoteRequest, ResetRequest, StoreFull
 from stream.challengers import Challengers
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
 from stream.dead_letters import DeadLetters
@@ -135,6 +136,9 @@ class Trainer:
         )
         self.challengers = Challengers.from_spec(spec)
         self._retry_at = 0.0
+        self._promotion: PromoteRequest | None = None  # applied, its version not yet published
+        self._promoted_as: str | None = None  # the former champion's name as a challenger
+        self._next_promotion_check = 0.0
         self._reset: ResetRequest | None = None  # loaded, its first checkpoint not yet published
         self._writing: Writing | None = None
 
@@ -310,6 +314,7 @@ class Trainer:
                 self._dead_label(refused)
         self.collect_checkpoint()
         self._check_reset()
+        self._check_promotion()
         served = self.delayed.served_summary if self.delayed is not None else None
         self.telemetry.tick(self.learner, lags, served)
         if self.due():
@@ -425,6 +430,56 @@ class Trainer:
         if self._reset is not None:
             self.checkpoint()  # clears self._reset once published; retried after a Redis failure
 
+    def _check_promotion(self) -> None:
+        """Apply an operator's promotion: the challenger becomes the champion with its learned
+        state, the champion stays on as a challenger, and a version is published at once
+        (always served, its metadata says so; the request is removed once it exists)."""
+        if self._promotion is not None:
+            self.checkpoint()  # retried after a Redis failure
+            return
+        if not self.challengers:
+            return  # nothing to promote (the API and CLI refuse such a request)
+        now = self.clock()
+        if now < self._next_promotion_check:
+            return
+        self._next_promotion_check = now + 0.5
+        try:
+            request = self.store.promote_request(self.spec.name)
+        except redis.RedisError:
+            return  # checked again later
+        if request is None:
+            return
+        if (
+            request.challenger in self.challengers.promoted
+            and request.challenger not in self.challengers.members
+        ):
+            # applied by the version this trainer resumed from (it stopped before removing the request)
+            with contextlib.suppress(redis.RedisError):
+                self.store.finish_promotion(self.spec.name, request, applied_as=self.checkpointer.parent)
+            return
+        member = self.challengers.members.get(request.challenger)
+        why = None
+        if member is None:
+            why = f"no challenger '{request.challenger}'; challengers: {sorted(self.challengers.members)}"
+        elif member.error is not None:
+            why = f"challenger '{request.challenger}' is disabled: {member.error}"
+        if why is not None:
+            log.error("%s: promotion refused: %s", self.spec.name, why)
+            with contextlib.suppress(redis.RedisError):
+                self.store.finish_promotion(self.spec.name, request, why=why)
+            return
+        self.collect_checkpoint(wait=True)  # a version in flight stays the old champion's
+        former = f"champion-before-v{(self.checkpointer.parent or 0) + 1}"
+        self.learner = self.challengers.promote(request.challenger, self.learner, former)
+        self._promotion, self._promoted_as = request, former
+        log.info(
+            "%s: challenger %s promoted; the champion is now challenger %s",
+            self.spec.name,
+            request.challenger,
+            former,
+        )
+        self.checkpoint()
+
     def checkpoint(self, force: bool = False) -> SnapshotMeta | None:
         """Publish a version including every offset consumed so far; on failure retry later.
 
@@ -458,6 +513,14 @@ class Trainer:
         if self.challengers:
             extra_state = {**extra_state, "challengers": self.challengers.state()}
             extra_meta["challengers"] = self.challengers.summary()
+        if self._promotion is not None:
+            p = self._promotion
+            extra_meta["promotion"] = {
+                "id": p.id,
+                "challenger": p.challenger,
+                "former": self._promoted_as,
+                "reason": p.reason,
+            }
         prepared = self.checkpointer.prepare(
             self.learner, self.offsets, self._reset, extra_state, **extra_meta
         )
@@ -542,6 +605,14 @@ class Trainer:
         meta = self.checkpointer.finish(published, taken.bigger_is_better)
         if taken.reset is not None and taken.reset is self._reset:
             self._reset = None
+        if (
+            meta.promotion is not None
+            and self._promotion is not None
+            and meta.promotion["id"] == self._promotion.id
+        ):
+            with contextlib.suppress(redis.RedisError):  # left for the next start: found applied then
+                self.store.finish_promotion(self.spec.name, self._promotion, applied_as=meta.version)
+            self._promotion = None
         self.telemetry.checkpointed(meta, published.seconds, published.retained_bytes)
         self.telemetry.store_full(False)
         if self.learner.monitors is not None:

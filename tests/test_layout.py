@@ -150,5 +150,5 @@ def test_the_cli_of_a_serving_install_has_the_serving_and_shared_commands():
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    shared = ["status", "versions", "rollback", "unpin", "tag"]
+    shared = ["status", "leaderboard", "promote", "versions", "rollback", "unpin", "tag"]
     assert result.stdout.split() == sorted(["serve", "score", *shared])

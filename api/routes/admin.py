@@ -1,4 +1,5 @@
-"""Admin: rollback (pin or reset), unpin, tags. Every route needs the admin key (api/deps.py).
+"""Admin: rollback (pin or reset), promotion of a challenger, unpin, tags. Every route needs
+the admin key (api/deps.py).
 
 The API is read-only on models: a pin or tag moves a pointer; a reset only
 records a request that the trainer applies (stream/reset.py).
@@ -16,7 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AdminDep, ManagerDep, require_known
 from api.json_body import JSONBodyRoute
 from api.manager import ModelManager
-from api.schemas import MAX_VERSION, RollbackRequest, RollbackResponse, TagRequest, TagResponse, UnpinResponse
+from api.schemas import (
+    MAX_VERSION,
+    PromoteBody,
+    PromoteResponse,
+    RollbackRequest,
+    RollbackResponse,
+    TagRequest,
+    TagResponse,
+    UnpinResponse,
+)
 from model_store.store import VersionNotFound
 
 router = APIRouter(
@@ -89,6 +99,36 @@ async def rollback(
         detail=f"the trainer continues from v{body.version} (keeping its Kafka offsets) and publishes "
         f"a version with parent {body.version} within about a second",
         served_here=served.version if served else None,
+    )
+
+
+@router.post(
+    "/{name}/promote",
+    response_model=PromoteResponse,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "Unknown model, or no such challenger at the newest version"}},
+)
+async def promote(name: str, body: PromoteBody, manager: ManagerDep) -> PromoteResponse:
+    """Ask the trainer to make a challenger the champion (with its learned state); the former
+    champion stays on as a challenger. Replicas serve it from the version the trainer publishes."""
+    require_known(manager, name)
+    store = manager.store
+
+    def newest_challengers() -> list[str] | None:
+        latest = store.latest_version(name)
+        return sorted(store.meta(name, latest).challengers) if latest is not None else None
+
+    known = await _store_call(newest_challengers)
+    if not known or body.challenger not in known:
+        raise HTTPException(
+            404, detail=f"model '{name}' has no challenger '{body.challenger}'; challengers: {known or []}"
+        )
+    await _store_call(lambda: store.request_promotion(name, body.challenger, reason=body.reason, by="api"))
+    return PromoteResponse(
+        model=name,
+        challenger=body.challenger,
+        detail=f"the trainer makes {body.challenger} the champion and publishes a version within "
+        "about a second",
     )
 
 

@@ -80,3 +80,77 @@ def test_challengers_learn_exactly_once_across_a_sigkill_and_the_leaderboard_sho
     )
     assert cli.returncode == 0, cli.stderr
     assert all(n in cli.stdout for n in ("champion", "tree", "l2")) and f"v{meta.version}" in cli.stdout
+
+
+def test_promoting_a_challenger_serves_it_records_it_and_a_reset_brings_the_old_champion_back(
+    env: Env, store: CheckpointStore, port: int
+):
+    name = env.key_prefix
+    write_spec(env.models_dir, name=name, topic=name, challengers={"tree": CHALLENGERS["tree"]})
+    events = phishing_events(600)
+    env.start_trainer(name)
+    publish(events, name, env.kafka, progress=False)
+    before, _ = wait_until(lambda: learned(store, name, 600), timeout=60, what="600 learned")
+    env.start_api(port, STREAMLEARN_ADMIN_KEY="admin-key")
+    base = f"http://127.0.0.1:{port}/models/{name}"
+    body = {"challenger": "tree", "reason": "better on the leaderboard"}
+    assert httpx.post(f"{base}/promote", json=body, timeout=10).status_code == 401
+    missing = httpx.post(f"{base}/promote", json={"challenger": "nope"}, headers=ADMIN, timeout=10)
+    assert missing.status_code == 404 and "tree" in missing.text
+    assert httpx.post(f"{base}/promote", json=body, headers=ADMIN, timeout=10).status_code == 202
+
+    promoted = wait_until(
+        lambda: (m := store.fetch_latest(name)[0]).promotion and m, timeout=30, what="the promotion's version"
+    )
+    assert promoted.promotion["challenger"] == "tree" and promoted.parent == before.version
+    assert promoted.n_learned == 600
+    wait_until(
+        lambda: store.promote_request(name) is None, timeout=10, what="the request removed once applied"
+    )
+    reference = references(events)["tree"]
+    wait_until(
+        lambda: httpx.get(base, timeout=5).json()["version"] == promoted.version, timeout=20, what="served"
+    )
+    for x in PROBE:
+        answer = httpx.post(f"{base}/predict", json={"features": x}, timeout=5).json()
+        assert answer["prediction"] == reference.predict_one(x)  # the former challenger, no relearning
+    former = promoted.promotion["former"]
+    assert former in promoted.challengers and "tree" not in promoted.challengers
+    assert any(e["action"] == "promotion applied" for e in store.audit_log(name))
+    listed = subprocess.run(
+        [sys.executable, "-m", "model_store.cli", "versions", name],
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+    )
+    assert f"champion=tree (was {former})" in listed.stdout, listed.stdout
+
+    # a reset to a version before the promotion brings the old champion back
+    reset = httpx.post(
+        f"{base}/rollback", json={"version": before.version, "mode": "reset"}, headers=ADMIN, timeout=10
+    )
+    assert reset.status_code == 202
+    back = wait_until(
+        lambda: (
+            (m := store.fetch_latest(name)[0]).parent == before.version and m.version > promoted.version and m
+        ),
+        timeout=30,
+        what="the reset version",
+    )
+    wait_until(
+        lambda: httpx.get(base, timeout=5).json()["version"] == back.version, timeout=20, what="served"
+    )
+    old = plain_river(events)
+    for x in PROBE:
+        answer = httpx.post(f"{base}/predict", json={"features": x}, timeout=5).json()
+        assert answer["prediction"] == old.predict_one(x)
+    cli = subprocess.run(
+        [sys.executable, "-m", "model_store.cli", "promote", name, "nope"],
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2 and "no challenger 'nope'" in cli.stderr
+
+
+ADMIN = {"X-API-Key": "admin-key"}

@@ -178,3 +178,47 @@ def test_status_and_the_api_show_who_trains_each_model(env: Env, store: Checkpoi
         text=True,
     )
     assert status.returncode == 1 and "NOBODY TRAINS IT" in status.stdout, status.stdout
+
+
+def test_a_reset_is_honoured_by_the_owner_and_never_undone_after_it_is_killed(
+    env: Env, store: CheckpointStore
+):
+    name = env.key_prefix
+    write_spec(env.models_dir, name=name, topic=name)
+    events = phishing_events(900)
+    first = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    wait_until(lambda: owner_pid(store, name) == first.pid, timeout=60, what="the first trainer owns it")
+    second = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    publish(events[:400], name, env.kafka, progress=False)
+    wait_until(lambda: learned(store, name, 400), timeout=60, what="400 learned")
+    target = min(m.version for m in store.list_versions(name) if m.n_learned >= 100)
+    base_learned = store.meta(name, target).n_learned
+    store.request_reset(name, target, reason="bad labels")
+    applied = wait_until(
+        lambda: store.reset_request(name) is None and store.fetch_latest(name)[0],
+        timeout=30,
+        what="the reset applied",
+    )
+    assert applied.parent == target and applied.n_learned == base_learned  # the owner applied it
+
+    first.send_signal(signal.SIGKILL)  # the one that applied the reset dies; the standby takes over
+    first.wait(timeout=10)
+    publish(events[400:], name, env.kafka, progress=False)
+    wait_until(lambda: owner_pid(store, name) == second.pid, timeout=30, what="the standby took over")
+    newest = wait_until(
+        lambda: (m := store.fetch_latest(name)[0]) and m.n_learned == base_learned + 500 and m,
+        timeout=60,
+        what="the standby learning on from the reset lineage",
+    )
+    # every version after the reset descends from it: the replaced lineage never comes back
+    after = [m for m in chain_from(store, name, applied.version)]
+    assert after[-1].version == newest.version
+    assert all(m.n_learned >= base_learned for m in after)
+
+
+def chain_from(store: CheckpointStore, name: str, version: int) -> list[SnapshotMeta]:
+    """Versions from ``version`` on, asserting each one's parent is the one before."""
+    metas = [m for m in store.list_versions(name) if m.version >= version]
+    for before, after in zip(metas, metas[1:], strict=False):
+        assert after.parent == before.version, [(m.version, m.parent) for m in metas]
+    return metas

@@ -84,6 +84,7 @@ def test_snapshots_signed_before_feature_stats_existed_still_verify():
         "training_sha256",
         "training_bytes",
         "challengers",
+        "promotion",
     }
     old = meta.model_dump_json(exclude={"signature", *added_later}).encode()
     old_signed = meta.model_copy(update={"signature": hmac.new(key, old, hashlib.sha256).hexdigest()})
