@@ -72,6 +72,18 @@ class DelayedLabels(BaseModel):
     max_pending: int = Field(default=100_000, ge=1, description="Most predictions (and early labels) held")
 
 
+class ChallengerPromotion(BaseModel):
+    """When a challenger becomes the champion by itself: better by at least ``margin`` on the main
+    metric, beyond noise (its paired test's p-value under ``significance``), over ``min_events``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto: bool = False
+    min_events: int = Field(default=1000, ge=1, description="Events both scored, at least")
+    margin: float = Field(default=0.0, ge=0, description="Main metric difference, in its own units")
+    significance: float = Field(default=0.01, gt=0, lt=1, description="p-value of the paired test, below")
+
+
 class PromotionPolicy(BaseModel):
     """Which new versions are served (docs/architecture.md, "Promotion and rollback")."""
 
@@ -92,6 +104,7 @@ class PromotionPolicy(BaseModel):
         description="Built-in alert: the rolling main metric is this much worse than while the "
         "last healthy version served.",
     )
+    challengers: ChallengerPromotion = ChallengerPromotion()
 
 
 class DriftConfig(BaseModel):

@@ -160,7 +160,8 @@ class Checkpointer:
         artefact, training = dump_parts(prepared.state)
         decision = self.gate.decide(meta, prepared.bigger_is_better)
         # a reset or a promotion is the operator's decision: always served
-        promote = decision.promote or prepared.reset is not None or meta.promotion is not None
+        forced = meta.promotion is not None and meta.promotion.get("by") != "auto"
+        promote = decision.promote or prepared.reset is not None or forced
         meta = self.store.publish(
             meta,
             artefact,

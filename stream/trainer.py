@@ -480,6 +480,39 @@ class Trainer:
         )
         self.checkpoint()
 
+    def _auto_promote(self, meta: SnapshotMeta) -> None:
+        """With ``promotion.challengers.auto``: ask for the promotion of the best challenger that
+        beats the champion by the margin, beyond noise, over enough events (then applied as any
+        promotion, but through the promotion gate like any new version)."""
+        policy = self.spec.promotion.challengers
+        if not policy.auto or not meta.challengers:
+            return
+        main = self.spec.main_metric
+        sign = 1 if getattr(self.learner.cumulative[main], "bigger_is_better", True) else -1
+        best: tuple[float, str, dict] | None = None
+        for name, row in meta.challengers.items():
+            paired, mine, theirs = row.get("paired") or {}, row["metrics"].get(main), meta.metrics.get(main)
+            if row.get("error") or mine is None or theirs is None:
+                continue
+            gain = sign * (mine - theirs)
+            if (
+                paired.get("n", 0) >= policy.min_events
+                and paired.get("p_value", 1.0) < policy.significance
+                and (paired.get("difference") or 0) > 0
+                and gain >= policy.margin
+                and (best is None or gain > best[0])
+            ):
+                best = (gain, name, paired)
+        if best is None:
+            return
+        gain, name, paired = best
+        reason = (
+            f"auto: {main} {gain:+.4f} over the champion, p={paired['p_value']:.2g} on {paired['n']} events"
+        )
+        log.info("%s: promoting challenger %s (%s)", self.spec.name, name, reason)
+        with contextlib.suppress(redis.RedisError):  # asked again at the next version
+            self.store.request_promotion(self.spec.name, name, reason=reason, by="auto")
+
     def checkpoint(self, force: bool = False) -> SnapshotMeta | None:
         """Publish a version including every offset consumed so far; on failure retry later.
 
@@ -520,6 +553,7 @@ class Trainer:
                 "challenger": p.challenger,
                 "former": self._promoted_as,
                 "reason": p.reason,
+                "by": p.by,
             }
         prepared = self.checkpointer.prepare(
             self.learner, self.offsets, self._reset, extra_state, **extra_meta
@@ -605,6 +639,8 @@ class Trainer:
         meta = self.checkpointer.finish(published, taken.bigger_is_better)
         if taken.reset is not None and taken.reset is self._reset:
             self._reset = None
+        if self._promotion is None:
+            self._auto_promote(meta)
         if (
             meta.promotion is not None
             and self._promotion is not None

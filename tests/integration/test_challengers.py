@@ -154,3 +154,42 @@ def test_promoting_a_challenger_serves_it_records_it_and_a_reset_brings_the_old_
 
 
 ADMIN = {"X-API-Key": "admin-key"}
+
+
+def agrawal(n: int) -> list[dict]:
+    """A stream where a tree is clearly better than a linear model (rules over the features)."""
+    return [
+        {"features": x, "label": y}
+        for x, y in datasets.synth.Agrawal(classification_function=0, seed=7).take(n)
+    ]
+
+
+def test_auto_promotion_fires_when_a_challenger_is_clearly_better_and_never_when_they_are_equal(
+    env: Env, store: CheckpointStore
+):
+    auto = {"challengers": {"auto": True, "min_events": 500, "margin": 0.05, "significance": 0.01}}
+    better, equal = f"{env.key_prefix}-b", f"{env.key_prefix}-e"
+    write_spec(
+        env.models_dir, name=better, topic=better, promotion=auto, challengers={"tree": CHALLENGERS["tree"]}
+    )
+    same = ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}]
+    write_spec(env.models_dir, name=equal, topic=equal, promotion=auto, challengers={"same": same})
+    events = agrawal(3000)
+    env.start_trainer(better)
+    env.start_trainer(equal)
+    publish(events, better, env.kafka, progress=False)
+    publish(events, equal, env.kafka, progress=False)
+
+    promoted = wait_until(
+        lambda: next((m for m in store.list_versions(better) if m.promotion), None),
+        timeout=90,
+        what="an automatic promotion",
+    )
+    assert promoted.promotion["challenger"] == "tree" and promoted.promotion["by"] == "auto"
+    assert promoted.promotion["reason"].startswith("auto: Accuracy +")
+
+    wait_until(lambda: learned(store, equal, 3000), timeout=90, what="the equal stream learned")
+    assert not any(m.promotion for m in store.list_versions(equal))
+    assert not any(e["action"].startswith("promot") for e in store.audit_log(equal))
+    row = store.fetch_latest(equal)[0].challengers["same"]
+    assert row["paired"]["difference"] == 0 and row["metrics"] == store.fetch_latest(equal)[0].metrics
