@@ -144,7 +144,16 @@
         el("div", { class: "scroll" }, el("table", { class: "features" },
           el("thead", {}, el("tr", {}, ...["feature", "kind", "PSI", ""].map((t) => el("th", { text: t })))),
           this.driftBody)));
-      this.node.append(this.head, this.alerts, charts, el("div", { class: "tables" }, versions, drift));
+      // Champion and challengers (shown once the model has challengers).
+      this.boardBody = el("tbody");
+      this.board = el("div", { class: "leaderboard", hidden: "" },
+        el("h3", { text: "leaderboard: champion and challengers on the same events" }),
+        el("div", { class: "scroll" }, el("table", { class: "leaderboard" },
+          el("thead", {}, el("tr", {}, ...["", "pipeline", "metric", "rolling", "learned", "vs champion", "p", ""]
+            .map((t) => el("th", { text: t })))),
+          this.boardBody)));
+      this.node.append(this.head, this.alerts, charts, this.board,
+                       el("div", { class: "tables" }, versions, drift));
       root.append(this.node);
       this.charts = null;
     }
@@ -232,6 +241,30 @@
     async refreshReport() {
       this.applyReport(await getJSON(`models/${encodeURIComponent(this.name)}/monitors?history=0`));
       this.refreshTrainer().catch(console.error);
+      this.refreshLeaderboard().catch(console.error);
+    }
+
+    async refreshLeaderboard() {
+      let board;
+      try {
+        board = await getJSON(`models/${encodeURIComponent(this.name)}/leaderboard`);
+      } catch (err) {
+        return; // no version yet
+      }
+      if (board.rows.length < 2) return; // no challenger: nothing to compare
+      this.board.hidden = false;
+      const main = board.main_metric;
+      this.boardBody.replaceChildren(...board.rows.map((r) => {
+        const verdict = r.error ? `disabled: ${r.error}` : r.better === true ? "better" : r.better === false ? "worse" : "";
+        return el("tr", { "data-row": r.name, class: r.role },
+          el("td", { text: r.role }), el("td", { text: r.name }),
+          el("td", { text: `${main} ${fmt(r.metrics[main])}` }), el("td", { text: fmt(r.rolling_metrics[main]) }),
+          el("td", { text: r.n_learned.toLocaleString() }),
+          el("td", { text: r.main_difference === null || r.main_difference === undefined ? "–" :
+                                 (r.main_difference >= 0 ? "+" : "") + fmt(r.main_difference, 4) }),
+          el("td", { text: r.paired ? Number(r.paired.p_value).toPrecision(2) : "–" }),
+          el("td", { text: verdict }));
+      }));
     }
 
     // Who trains the model (its lease holder), flagged when nobody does.
@@ -422,6 +455,7 @@
     connect();
     await Promise.all([...cards.values()].map((c) => c.loadHistory().catch(console.error)));
     for (const card of cards.values()) card.refreshTrainer().catch(console.error);
+    for (const card of cards.values()) card.refreshLeaderboard().catch(console.error);
     const frame = () => {
       for (const card of cards.values()) card.render();
       requestAnimationFrame(frame);

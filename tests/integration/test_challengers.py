@@ -14,6 +14,7 @@ from river import compose, datasets, linear_model, preprocessing, tree
 from model_store.snapshot import load_state
 from model_store.store import CheckpointStore
 from stream.publish import publish
+from tests.helpers.browser import chromium, screenshot
 from tests.helpers.learning import learned, phishing_events, plain_river
 from tests.helpers.processes import SIGNING_KEY, Env, stop, wait_until, write_spec
 
@@ -57,7 +58,7 @@ def test_challengers_learn_exactly_once_across_a_sigkill_and_the_leaderboard_sho
         plain_river(events).predict_proba_one(x) for x in PROBE
     ]
     for cname, reference in references(events).items():
-        learner = state["challengers"][cname]["learner"]
+        learner = state["challengers"]["members"][cname]["learner"]
         assert learner["n_learned"] == 1200, cname
         model = learner["model"]
         assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
@@ -71,6 +72,16 @@ def test_challengers_learn_exactly_once_across_a_sigkill_and_the_leaderboard_sho
     assert rows["champion"]["role"] == "champion" and set(rows) == {"champion", *CHALLENGERS}
     assert rows["tree"]["n_learned"] == 1200 and rows["tree"]["paired"]["test"] == "mcnemar"
     assert httpx.get(f"http://127.0.0.1:{port}/models/nope/leaderboard", timeout=10).status_code == 404
+
+    with chromium() as browser:  # the live dashboard shows the leaderboard as a table
+        browser.get(f"http://127.0.0.1:{port}/dashboard")
+        rows_js = (
+            f"return [...document.querySelectorAll('[data-model=\"{name}\"] tr[data-row]')]"
+            ".map(r => r.dataset.row)"
+        )
+        shown = wait_until(lambda: browser.execute_script(rows_js), timeout=30, what="the leaderboard table")
+        assert shown[0] == "champion" and set(shown) == {"champion", *CHALLENGERS}
+        screenshot(browser, "dashboard-leaderboard")
 
     cli = subprocess.run(
         [sys.executable, "-m", "model_store.cli", "leaderboard", name],
