@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven chromium
 # Test and bench tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
 APT_TOOLS := prometheus chromium-driver wrk
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint bench-fleet lock clean compose-env
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint bench-fleet bench-challengers lock clean compose-env
 
 deps: system-deps python-deps kafka-jars
 
@@ -71,6 +71,10 @@ bench-drift: python-deps
 # (starts its own Kafka and Redis).
 bench-fleet: deps
 	$(PY) bench/fleet.py $(BENCH_ARGS)
+
+# Champion + 2 challengers against the three plain loops -> docs/benchmarks.md (own Kafka and Redis).
+bench-challengers: deps
+	$(PY) bench/challengers.py $(BENCH_ARGS)
 
 bench-checkpoint: system-deps python-deps
 	$(PY) bench/checkpoint_fork.py

@@ -23,6 +23,7 @@ from model_store.settings import Settings
 from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, PromoteRequest, ResetRequest, StoreFull
+from stream.backoff import Backoff
 from stream.challengers import Challengers
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
 from stream.dead_letters import DeadLetters
@@ -152,7 +153,7 @@ class Trainer:
 
         Raises RuntimeMismatch, after saying so (log, metric), when the newest checkpoint was
         written by another Python or River: the trainer must not go on from anything else."""
-        delay = 0.5
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 self.learner, self.offsets = self._restore()
@@ -166,9 +167,9 @@ class Trainer:
                 self.telemetry.incompatible(exc.written, exc.running)
                 raise
             except redis.RedisError as exc:
+                delay = backoff.next()
                 log.warning("%s: Redis not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+                backoff.wait(stop, delay)
         return False
 
     def _restore(self) -> tuple[Learner, dict[int, int]]:
@@ -197,7 +198,7 @@ class Trainer:
 
     def _connect(self, stop: threading.Event) -> KafkaProducer | None:
         """Create the topics and the dead-letter producer, waiting for Kafka as long as it takes."""
-        delay = 0.5
+        backoff = Backoff()
         bootstrap = self.settings.kafka_bootstrap_servers
         while not stop.is_set():
             try:
@@ -216,9 +217,9 @@ class Trainer:
                     bootstrap, max_request_size=dlq_bytes, enable_idempotence=False, **options
                 )
             except KafkaError as exc:
+                delay = backoff.next()
                 log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", self.spec.name, exc, delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+                backoff.wait(stop, delay)
         return None
 
     def _wanted(self) -> dict[str, dict[int, int]]:
@@ -269,20 +270,20 @@ class Trainer:
             decode={self.spec.topic: self.spec.task},
         )
         fetcher.start()
-        delay = 0.5
+        backoff = Backoff()
         try:
             while not stop.is_set() and not lost.is_set():
                 try:
                     batches = fetcher.get(timeout=0.2)
                 except FetcherError as exc:
+                    delay = backoff.next()
                     log.warning("%s: %s; starting the fetcher again in %.1fs", self.spec.name, exc, delay)
                     fetcher.stop()
-                    stop.wait(delay)
-                    delay = min(delay * 2, 10.0)
+                    backoff.wait(stop, delay)
                     fetcher.start(self._wanted())
                     continue
                 if batches:
-                    delay = 0.5
+                    backoff.reset()
                 self.step(batches, self._lags)
             self.collect_checkpoint(wait=True)
             if self.due.events and not lost.is_set():
