@@ -84,3 +84,23 @@ def test_a_crashed_worker_is_restarted_and_stops_no_other(env: Env, store: Check
     text = wait_until(restarts, timeout=20, what="the restart counted")
     assert f'streamlearn_trainer_owns_model{{model="{models[1]}"}} 1.0' in text  # the workers' own metrics
     assert member.poll() is None
+
+
+def test_a_model_whose_pipeline_raises_on_every_event_stops_nothing_else(env: Env, store: CheckpointStore):
+    good, broken = f"{env.key_prefix}-good", f"{env.key_prefix}-broken"
+    write_spec(env.models_dir, name=good, topic=good)
+    write_spec(env.models_dir, name=broken, topic=broken)
+    member = env.start("all", "train", "--all", STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    wait_until(lambda: store.owner(good) and store.owner(broken), timeout=60, what="both models owned")
+    broken_pid = store.owner(broken).pid
+    # every event of `broken` makes its pipeline raise (StandardScaler cannot scale text)
+    publish(
+        ({"features": {"x": f"text {i}"}, "label": True} for i in range(200)),
+        broken,
+        env.kafka,
+        progress=False,
+    )
+    publish(phishing_events(300), good, env.kafka, progress=False)
+    wait_until(lambda: learned(store, good, 300), timeout=60, what="the good model learning on")
+    assert store.owner(broken).pid == broken_pid  # its worker is still the one it was: nothing crashed
+    assert member.poll() is None
