@@ -156,6 +156,12 @@ class TrainerTelemetry:
             ["model"],
             registry=r,
         ).labels(model)
+        self._pending = Gauge(
+            "streamlearn_label_joins_pending",
+            "Logged predictions waiting for their label (the delayed-label join's pending window)",
+            ["model"],
+            registry=r,
+        ).labels(model)
         self._challenger = Gauge(
             "streamlearn_challenger_metric",
             "A challenger's prequential metric at the newest version (window: cumulative or rolling)",
@@ -297,6 +303,9 @@ class TrainerTelemetry:
 
     def fenced(self) -> None:
         self._fenced.inc()
+
+    def pending_joins(self, n: int) -> None:
+        self._pending.set(n)
 
     def dead_letter_failed(self) -> None:
         self._dead_failed.inc()

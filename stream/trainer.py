@@ -317,6 +317,8 @@ class Trainer:
         self._check_reset()
         self._check_promotion()
         served = self.delayed.served_summary if self.delayed is not None else None
+        if self.delayed is not None:
+            self.telemetry.pending_joins(len(self.delayed.joiner.predictions))
         self.telemetry.tick(self.learner, lags, served)
         if self.due():
             self.checkpoint()

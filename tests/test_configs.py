@@ -27,6 +27,7 @@ TRAINER_METRICS = {
     "streamlearn_checkpoints_fenced_total",
     "streamlearn_checkpoint_incompatible",
     "streamlearn_trainer_restarts_total",
+    "streamlearn_label_joins_pending",
     "streamlearn_challenger_metric",
     "streamlearn_challenger_p_value",
     "streamlearn_challenger_disabled",

@@ -119,6 +119,7 @@ def test_labels_arriving_later_and_out_of_order_are_learned_once_and_served_accu
         prometheus
     ), prometheus
     assert f'streamlearn_label_joins_total{{model="{name}",outcome="hit"}} 100.0' in prometheus
+    assert f'streamlearn_label_joins_pending{{model="{name}"}} 0.0' in prometheus  # every one joined
     with chromium() as browser:
         browser.get(f"{base}/dashboard")
         shown = wait_until(
