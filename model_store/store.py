@@ -591,41 +591,36 @@ class CheckpointStore:
     ) -> bool:
         """Remove the request once applied (as version ``applied_as``) or refused (``why``), unless a
         newer one replaced it; the audit stream records which. True if removed."""
-        k = self.keys(model)
-        removed = False
-
-        def body(tx: redis.client.Pipeline) -> None:
-            nonlocal removed
-            raw = tx.get(k.promote_request)
-            removed = raw is not None and PromoteRequest.model_validate_json(raw).id == request.id
-            tx.multi()
-            if removed:
-                tx.delete(k.promote_request)
-                if why is None:
-                    self._audit(
-                        tx, model, "promotion applied", challenger=request.challenger, applied_as=applied_as
-                    )
-                else:
-                    self._audit(tx, model, "promotion refused", challenger=request.challenger, reason=why)
-
-        self._transaction(body, k.promote_request)
-        return removed
+        if why is None:
+            audit = {
+                "action": "promotion applied",
+                "challenger": request.challenger,
+                "applied_as": applied_as,
+            }
+        else:
+            audit = {"action": "promotion refused", "challenger": request.challenger, "reason": why}
+        return self._remove_request(model, self.keys(model).promote_request, request.id, **audit)
 
     def drop_reset(self, model: str, request: ResetRequest, why: str) -> bool:
         """Remove a request that cannot be applied (not a newer one that replaced it); True if removed."""
-        k = self.keys(model)
+        audit = {"action": "reset failed", "version": request.version, "reason": why}
+        return self._remove_request(model, self.keys(model).reset_request, request.id, **audit)
+
+    def _remove_request(self, model: str, key: str, request_id: str, action: str, **audit: Any) -> bool:
+        """Delete the request at ``key`` if it is still ``request_id`` (not a newer one that replaced
+        it), with an audit entry, in one transaction; True if removed."""
         removed = False
 
         def body(tx: redis.client.Pipeline) -> None:
             nonlocal removed
-            raw = tx.get(k.reset_request)
-            removed = raw is not None and ResetRequest.model_validate_json(raw).id == request.id
+            raw = tx.get(key)
+            removed = raw is not None and orjson.loads(raw).get("id") == request_id
             tx.multi()
             if removed:
-                tx.delete(k.reset_request)
-                self._audit(tx, model, "reset failed", version=request.version, reason=why)
+                tx.delete(key)
+                self._audit(tx, model, action, **audit)
 
-        self._transaction(body, k.reset_request)
+        self._transaction(body, key)
         return removed
 
     def audit_log(self, model: str, count: int = 20) -> list[dict[str, Any]]:

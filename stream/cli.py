@@ -1,4 +1,4 @@
-"""Training-side sub-commands called by ``model_store.cli`` (wiring only)."""
+"""`streamlearn publish`, called by stream/commands.py (wiring only)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ from pathlib import Path
 
 from model_store.records import SourceError
 from model_store.settings import Settings
-from model_store.specs import load_specs
+from model_store.specs import ModelSpec
 from stream.publish import dataset_events, dataset_size, file_events, publish
 from stream.replay_delayed import ApiError, replay_delayed
 
 
-def publish_command(args: argparse.Namespace, settings: Settings) -> int:
-    specs = load_specs(settings.models_dir)
-    if args.model not in specs:
-        print(f"error: no model '{args.model}'; configured: {sorted(specs)}", file=sys.stderr)
-        return 2
-    spec = specs[args.model]
+def publish_command(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
     total = None
     try:
         if args.dataset:

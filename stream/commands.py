@@ -36,16 +36,14 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     require_signing_key(settings)
-    spec_of(settings, args.model)  # an unknown model: the same error as every command
-    return rebuild_command(args, settings)
+    return rebuild_command(args, settings, spec_of(settings, args.model))
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from stream.cli import publish_command
 
     settings = settings_of(args)
-    spec_of(settings, args.model)
-    return publish_command(args, settings)
+    return publish_command(args, settings, spec_of(settings, args.model))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from model_store.feature_stats import summarize
 from model_store.leases import Fenced
 from model_store.settings import Settings
 from model_store.snapshot import RebuiltFrom, SnapshotMeta, dump_parts
-from model_store.specs import ModelSpec, load_specs
+from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, StoreError
 from stream.checkpoints import Checkpointer
 from stream.events import BadEvent, LabelOnly, decode_many
@@ -274,13 +274,8 @@ def rebuild(
     return meta, outcome
 
 
-def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
+def rebuild_command(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
     """``streamlearn rebuild NAME [--from-offset earliest|N]`` (wiring and what to print)."""
-    specs = load_specs(settings.models_dir)
-    if args.model not in specs:
-        print(f"error: no model '{args.model}'; configured: {sorted(specs)}", file=sys.stderr)
-        return 2
-    spec = specs[args.model]
     store = CheckpointStore.from_settings(settings)
     try:
         meta, outcome = rebuild(spec, settings, store, args.from_offset, progress=True)

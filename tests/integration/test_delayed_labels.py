@@ -161,7 +161,8 @@ def test_unknown_and_expired_labels_are_dead_lettered_with_reasons(env: Env, por
 
 
 def test_sigkill_while_predictions_wait_for_labels_loses_and_repeats_nothing(env: Env, port: int):
-    name, base, store = start(env, port, max_age=600, warmup=100)
+    metrics_port = free_port()
+    name, base, store = start(env, port, max_age=600, warmup=100, metrics_port=metrics_port)
     served = {}
     for i, (x, y) in enumerate(ROWS[100:180]):
         r = httpx.post(f"{base}/models/{name}/predict", json={"features": x, "id": f"k{i}"}).json()
@@ -172,7 +173,12 @@ def test_sigkill_while_predictions_wait_for_labels_loses_and_repeats_nothing(env
         timeout=60,
         what="predictions logged",
     )
-    time.sleep(1.0)  # likely read by then (nothing tells from outside); either way nothing may be lost
+    pending = f'streamlearn_label_joins_pending{{model="{name}"}} 80.0'
+    wait_until(
+        lambda: pending in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text,
+        timeout=60,
+        what="the trainer holding all 80 predictions as pending joins",
+    )
     stop(env.children[0], signal.SIGKILL)
     producer = KafkaProducer(bootstrap_servers=env.kafka)
     for id_, label in served.items():

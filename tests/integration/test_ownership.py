@@ -22,9 +22,10 @@ TTL = "2"  # seconds: short, so the tests wait little for an expiry
 PROBE = [x for x, _ in datasets.Phishing().take(20)]
 
 
-def chain(store: CheckpointStore, name: str) -> list[SnapshotMeta]:
-    """Every retained version, oldest first, asserting each one's parent is the one before."""
-    metas = store.list_versions(name)
+def chain(store: CheckpointStore, name: str, since: int = 0) -> list[SnapshotMeta]:
+    """The retained versions from ``since`` on, oldest first, asserting each one's parent is the
+    one before."""
+    metas = [m for m in store.list_versions(name) if m.version >= since]
     for before, after in zip(metas, metas[1:], strict=False):
         assert after.parent == before.version, [(m.version, m.parent) for m in metas]
     return metas
@@ -211,14 +212,6 @@ def test_a_reset_is_honoured_by_the_owner_and_never_undone_after_it_is_killed(
         what="the standby learning on from the reset lineage",
     )
     # every version after the reset descends from it: the replaced lineage never comes back
-    after = [m for m in chain_from(store, name, applied.version)]
+    after = chain(store, name, since=applied.version)
     assert after[-1].version == newest.version
     assert all(m.n_learned >= base_learned for m in after)
-
-
-def chain_from(store: CheckpointStore, name: str, version: int) -> list[SnapshotMeta]:
-    """Versions from ``version`` on, asserting each one's parent is the one before."""
-    metas = [m for m in store.list_versions(name) if m.version >= version]
-    for before, after in zip(metas, metas[1:], strict=False):
-        assert after.parent == before.version, [(m.version, m.parent) for m in metas]
-    return metas

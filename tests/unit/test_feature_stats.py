@@ -9,7 +9,7 @@ import random
 import pytest
 
 from model_store.feature_stats import OTHER, psi, psi_scores, summarize
-from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, sign, verify
+from model_store.snapshot import _ADDED_LATER, IncompatibleSnapshot, SnapshotMeta, sign, verify
 
 THRESHOLD = 0.25  # DataDriftConfig default
 
@@ -77,16 +77,7 @@ def test_snapshots_signed_before_feature_stats_existed_still_verify():
     key = b"secret"
     meta = sign(SnapshotMeta(model="m", task="classification", topic="m", n_learned=3), b"blob", key)
     # the payload an older trainer signed: none of the fields added later at all
-    added_later = {
-        "feature_stats",
-        "monitors",
-        "rebuilt_from",
-        "training_sha256",
-        "training_bytes",
-        "challengers",
-        "promotion",
-    }
-    old = meta.model_dump_json(exclude={"signature", *added_later}).encode()
+    old = meta.model_dump_json(exclude={"signature", *_ADDED_LATER}).encode()
     old_signed = meta.model_copy(update={"signature": hmac.new(key, old, hashlib.sha256).hexdigest()})
     verify(old_signed, b"blob", key)
     with_stats = sign(meta.model_copy(update={"feature_stats": summarize(training(100))}), b"blob", key)
