@@ -162,8 +162,25 @@ class KafkaServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        deadline = time.monotonic() + timeout
         wait_for_port(self.port, timeout, self.proc, log)
+        self._wait_serving(deadline, log)
         return self
+
+    def _wait_serving(self, deadline: float, log: Path) -> None:
+        """An open port is not a ready broker: wait until it answers metadata naming itself,
+        so the first client does not race the controller's start-up."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServiceError(f"Kafka exited with {self.proc.returncode}\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(Exception):
+                if admin.list_topics(timeout=1).brokers:
+                    return
+            time.sleep(0.1)
+        raise ServiceError(f"Kafka on {self.bootstrap} answers no metadata\n{log.read_text()[-3000:]}")
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -38,3 +38,21 @@ def redis_server(services_dir: Path) -> Iterator[RedisServer]:
 def prefix() -> str:
     """A unique key prefix / topic name stem per test."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing test's report carries the tail of every log its child processes wrote
+    (trainer, API, fetcher, own brokers), so a failure on CI says why without a rerun."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if not report.failed or tmp_path is None:
+        return
+    for path in sorted(Path(tmp_path).rglob("*.log")):
+        if path.parent.name == "logs" or path.name in ("kafka.log", "redis.log"):
+            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"log {path.relative_to(tmp_path)}", "\n".join(lines)))
