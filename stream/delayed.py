@@ -51,25 +51,53 @@ class DelayedLabels:
         joined = []
         for record in records:
             self.offsets[partition] = record.offset + 1
-            try:
-                logged = orjson.loads(record.value)
-                id_, features = logged["id"], logged["features"]
-                if not isinstance(id_, str) or not isinstance(features, dict):
-                    raise TypeError("id must be a string and features an object")
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                log.warning("%s: unreadable prediction log record at %d: %s", self.topic, record.offset, exc)
+            logged = self._read(record)
+            if logged is None:
                 continue
-            done = self.joiner.add_prediction(
-                id_,
-                record.timestamp,
-                clean_features(features),
-                logged.get("prediction"),
-                logged.get("proba"),
-                logged.get("version"),
-            )
+            done = self.joiner.add_prediction(*logged, at=(partition, record.offset))
             if done is not None:
                 joined.append(done)
         return joined
+
+    def to_restore(self) -> dict[int, tuple[int, int]]:
+        """Partition -> [first, end) offsets of the prediction log to read again before
+        learning: the pending window the checkpoint holds by position only."""
+        return self.joiner.unrestored.ranges()
+
+    def restore(self, partition: int, records: list) -> None:
+        """Records of the prediction log read again after a restart (``to_restore``)."""
+        for record in records:
+            logged = self._read(record)
+            if logged is not None:
+                self.joiner.restore((partition, record.offset), *logged)
+
+    def finish_restore(self) -> None:
+        lost = self.joiner.finish_restore()
+        if lost:
+            log.warning(
+                "%s: %d pending predictions are no longer in the log (its retention): counted as expired",
+                self.topic,
+                lost,
+            )
+
+    def _read(self, record: Any) -> tuple | None:
+        """(id, ts, features, prediction, proba, version) of a log record; None if unreadable."""
+        try:
+            logged = orjson.loads(record.value)
+            id_, features = logged["id"], logged["features"]
+            if not isinstance(id_, str) or not isinstance(features, dict):
+                raise TypeError("id must be a string and features an object")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("%s: unreadable prediction log record at %d: %s", self.topic, record.offset, exc)
+            return None
+        return (
+            id_,
+            record.timestamp,
+            clean_features(features),
+            logged.get("prediction"),
+            logged.get("proba"),
+            logged.get("version"),
+        )
 
     def on_label(self, id_: str, label: Any, record: Any) -> Joined | Unjoinable | None:
         return self.joiner.add_label(id_, record.timestamp, label, record.value)

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -261,18 +261,7 @@ def _consumer(
     no group and commits nothing (the offsets live in the trainer's checkpoints)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    config = {
-        "bootstrap.servers": bootstrap,
-        "group.id": "streamlearn-trainer",  # required by the client; never joined, never committed
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "client.id": "streamlearn-fetcher",
-        "fetch.max.bytes": 16 * 1024 * 1024,
-        "max.partition.fetch.bytes": 4 * 1024 * 1024,
-        "check.crcs": True,
-        **librdkafka_options(options),
-    }
-    consumer = Consumer(config, logger=log)
+    consumer = Consumer(_config(bootstrap, options), logger=log)
     assignment: list[Any] = []
     partitions: dict[tuple[str, int], Any] = {}  # for watermark lookups: no offset in them
     for topic, offsets in wanted.items():
@@ -289,6 +278,71 @@ def _consumer(
             partitions[(topic, p)] = TopicPartition(topic, p)
     consumer.assign(assignment)
     return consumer, partitions
+
+
+def _config(bootstrap: str, options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": "streamlearn-trainer",  # required by the client; never joined, never committed
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "client.id": "streamlearn-fetcher",
+        "fetch.max.bytes": 16 * 1024 * 1024,
+        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        "check.crcs": True,
+        **librdkafka_options(options),
+    }
+
+
+def read_again(
+    bootstrap: str,
+    options: dict[str, Any],
+    topic: str,
+    ranges: dict[int, tuple[int, int]],
+    timeout: float = 30,
+) -> Iterator[tuple[int, list[Record]]]:
+    """The records of ``topic`` in ``ranges`` (partition -> [first, end)), in batches, in this
+    process: how a trainer reads its pending joins back from the prediction log at start.
+
+    Records the log no longer holds (retention) are simply not there; reading ends at the
+    end of each range or of the log. Raises ``FetcherError`` when Kafka does not answer."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer({**_config(bootstrap, options), "client.id": "streamlearn-restore"}, logger=log)
+    try:
+        todo: dict[int, int] = {}
+        assignment = []
+        for partition, (first, end) in ranges.items():
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            end = min(end, high)
+            if max(first, low) < end:
+                todo[partition] = end
+                assignment.append(TopicPartition(topic, partition, max(first, low)))
+        consumer.assign(assignment)
+        deadline = time.monotonic() + timeout
+        while todo:
+            messages = consumer.consume(num_messages=MAX_POLL_RECORDS, timeout=0.5)
+            if not messages:
+                if time.monotonic() > deadline:
+                    raise FetcherError(f"reading {topic} again: no records for {timeout}s, {todo} to go")
+                continue
+            deadline = time.monotonic() + timeout
+            batches: dict[int, list[Record]] = {}
+            for m in messages:
+                if m.error() is not None:
+                    log.warning("%s", m.error())
+                    continue
+                if m.offset() < todo.get(m.partition(), -1):
+                    batches.setdefault(m.partition(), []).append(
+                        Record(m.offset(), m.key(), m.value(), m.timestamp()[1])
+                    )
+                if m.offset() >= todo.get(m.partition(), -1) - 1:
+                    todo.pop(m.partition(), None)
+            yield from batches.items()
+    except KafkaException as exc:
+        raise FetcherError(f"reading {topic} again: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def librdkafka_options(options: dict[str, Any]) -> dict[str, Any]:

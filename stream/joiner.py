@@ -3,6 +3,11 @@
 Bounded in age and in count, and driven by Kafka record timestamps (event time)
 rather than the wall clock, so a trainer that replays the same records after a
 crash makes the same joins and expiries: exactly-once learning survives.
+
+A checkpoint does not copy the pending predictions (their features are most of a
+trainer's state when many predictions never get a label): it holds their places in
+the prediction log (stream.log_positions), and a trainer that resumes reads them
+from the log again, as Kafka Streams restores a store from its changelog.
 """
 
 from __future__ import annotations
@@ -10,6 +15,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from stream.log_positions import JOINED, PENDING, SETTLED_EXPIRED, LogPositions
+
+At = tuple[int, int] | None
+"""Where a logged prediction is: (partition, offset) in the prediction log; None for one
+carried whole in a checkpoint written before positions existed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,33 +61,94 @@ class Joiner:
         self.max_age_ms = max_age_ms
         self.max_pending = max_pending
         state = state or {}
-        # id -> (ts_ms, features, prediction, proba, version)
-        self.predictions: OrderedDict[str, tuple] = OrderedDict(state.get("predictions", ()))
+        # id -> (ts_ms, features, prediction, proba, version, at)
+        self.predictions: OrderedDict[str, tuple] = OrderedDict(
+            (id_, entry if len(entry) == 6 else (*entry, None)) for id_, entry in state.get("predictions", ())
+        )
         # id -> (ts_ms, label, raw)
         self.labels: OrderedDict[str, tuple] = OrderedDict(state.get("labels", ()))
-        # id -> "joined" | "expired"
-        self.settled: OrderedDict[str, str] = OrderedDict(state.get("settled", ()))
+        # id -> ("joined" | "expired", at)
+        self.settled: OrderedDict[str, tuple[str, At]] = OrderedDict(
+            (id_, (how, None) if isinstance(how, str) else how) for id_, how in state.get("settled", ())
+        )
         self.counts: dict[str, int] = {"hit": 0, "expired": 0, "unknown": 0, "late": 0, "duplicate": 0}
         self.counts.update(state.get("counts", {}))
         self.watermark_ms: int = state.get("watermark_ms", 0)
+        self.unrestored = LogPositions.decode(state.get("positions", {}))
+        """What to read again from the prediction log before the first label (``restore``)."""
 
     def state(self) -> dict:
-        """Builtins only: it is pickled inside checkpoints that the API also reads."""
+        """Builtins only, and bounded: the pending predictions and settled ids by their place
+        in the prediction log, and whole only the few known by no place (early labels, and
+        entries of a checkpoint from before positions)."""
+        positions = LogPositions()
+        carried_predictions, carried_settled = [], []
+        for id_, entry in self.predictions.items():
+            if entry[5] is None:
+                carried_predictions.append((id_, entry))
+            else:
+                positions.mark(entry[5], PENDING)
+        for id_, (how, at) in self.settled.items():
+            if at is None:
+                carried_settled.append((id_, (how, at)))
+            else:
+                positions.mark(at, JOINED if how == "joined" else SETTLED_EXPIRED)
+        positions.merge(self.unrestored)  # not read back yet: kept as they were
         return {
-            "predictions": list(self.predictions.items()),
+            "positions": positions.encode(),
+            "predictions": carried_predictions,
             "labels": list(self.labels.items()),
-            "settled": list(self.settled.items()),
+            "settled": carried_settled,
             "counts": dict(self.counts),
             "watermark_ms": self.watermark_ms,
         }
 
-    def _settle(self, id_: str, how: str) -> None:
-        self.settled[id_] = how
+    @property
+    def restoring(self) -> bool:
+        return bool(self.unrestored)
+
+    def restore(
+        self,
+        at: tuple[int, int],
+        id_: str,
+        ts_ms: int,
+        features: dict,
+        prediction: Any,
+        proba: dict | None,
+        version: int | None,
+    ) -> None:
+        """A record of the prediction log read again after a restart: back as it was at the
+        checkpoint (pending, or remembered as settled); counts and watermark untouched."""
+        code = self.unrestored.take(at)
+        if code == PENDING and id_ not in self.predictions:
+            self.predictions[id_] = (ts_ms, features, prediction, proba, version, at)
+        elif code in (JOINED, SETTLED_EXPIRED) and id_ not in self.settled:
+            self.settled[id_] = ("joined" if code == JOINED else "expired", at)
+
+    def finish_restore(self) -> int:
+        """After reading the log again: order entries as they arrived, and count the pending
+        predictions the log no longer holds (retention) as expired. Returns that count."""
+        lost = self.unrestored.count(PENDING)
+        self.counts["expired"] += lost
+        self.unrestored = LogPositions()
+        self.predictions = OrderedDict(sorted(self.predictions.items(), key=_arrival))
+        self.settled = OrderedDict(sorted(self.settled.items(), key=lambda item: item[1][1] or (-1, -1)))
+        return lost
+
+    def _settle(self, id_: str, how: str, at: At) -> None:
+        self.settled[id_] = (how, at)
         if len(self.settled) > 2 * self.max_pending:
             self.settled.popitem(last=False)
 
     def add_prediction(
-        self, id_: str, ts_ms: int, features: dict, prediction: Any, proba: dict | None, version: int | None
+        self,
+        id_: str,
+        ts_ms: int,
+        features: dict,
+        prediction: Any,
+        proba: dict | None,
+        version: int | None,
+        at: At = None,
     ) -> Joined | None:
         """Record a served prediction; returns the join if its label was already waiting."""
         self.watermark_ms = max(self.watermark_ms, ts_ms)
@@ -86,13 +158,13 @@ class Joiner:
         if waiting is not None:
             label_ts, label, _ = waiting
             self.counts["hit"] += 1
-            self._settle(id_, "joined")
+            self._settle(id_, "joined", at)
             return Joined(id_, features, label, prediction, proba, version, max(0, label_ts - ts_ms))
-        self.predictions[id_] = (ts_ms, features, prediction, proba, version)
+        self.predictions[id_] = (ts_ms, features, prediction, proba, version, at)
         if len(self.predictions) > self.max_pending:
-            old_id, _ = self.predictions.popitem(last=False)
+            old_id, old = self.predictions.popitem(last=False)
             self.counts["expired"] += 1
-            self._settle(old_id, "expired")
+            self._settle(old_id, "expired", old[5])
         return None
 
     def add_label(self, id_: str, ts_ms: int, label: Any, raw: bytes) -> Joined | Unjoinable | None:
@@ -100,10 +172,10 @@ class Joiner:
         self.watermark_ms = max(self.watermark_ms, ts_ms)
         pending = self.predictions.pop(id_, None)
         if pending is not None:
-            pred_ts, features, prediction, proba, version = pending
+            pred_ts, features, prediction, proba, version, at = pending
             if ts_ms - pred_ts > self.max_age_ms:
                 self.counts["late"] += 1
-                self._settle(id_, "expired")
+                self._settle(id_, "expired", at)
                 return Unjoinable(
                     id_,
                     label,
@@ -112,9 +184,9 @@ class Joiner:
                     raw,
                 )
             self.counts["hit"] += 1
-            self._settle(id_, "joined")
+            self._settle(id_, "joined", at)
             return Joined(id_, features, label, prediction, proba, version, max(0, ts_ms - pred_ts))
-        how = self.settled.get(id_)
+        how = self.settled.get(id_, (None, None))[0]
         if how == "expired":
             self.counts["late"] += 1
             return Unjoinable(
@@ -148,7 +220,7 @@ class Joiner:
                 break
             self.predictions.popitem(last=False)
             self.counts["expired"] += 1
-            self._settle(id_, "expired")
+            self._settle(id_, "expired", entry[5])
         refused = []
         while self.labels:
             id_, (ts_ms, label, raw) = next(iter(self.labels.items()))
@@ -165,3 +237,9 @@ class Joiner:
                 )
             )
         return refused
+
+
+def _arrival(item: tuple[str, tuple]) -> tuple:
+    """Event time, then place in the log: the order a trainer reading the log meets them."""
+    entry = item[1]
+    return (entry[0], entry[5] or (-1, -1))

@@ -29,7 +29,7 @@ from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published,
 from stream.dead_letters import DeadLetters
 from stream.delayed import DelayedLabels
 from stream.events import Decoded, LabelOnly, decode_many
-from stream.fetcher import Batch, Fetcher, FetcherError, Record
+from stream.fetcher import Batch, Fetcher, FetcherError, Record, read_again
 from stream.forked_child import ForkedChild, can_fork
 from stream.joiner import Joined, Unjoinable
 from stream.kafka_io import ensure_dead_letter_topic, ensure_topics, make_producer
@@ -222,6 +222,39 @@ class Trainer:
                 backoff.wait(stop, delay)
         return None
 
+    def _read_joins_again(self, stop: threading.Event) -> bool:
+        """Read the pending predictions the checkpoint holds by position back from the prediction
+        log, before any label can look for them; waits for Kafka as long as it takes."""
+        delayed = self.delayed
+        if delayed is None or not (ranges := delayed.to_restore()):
+            return True
+        backoff = Backoff()
+        started = time.monotonic()
+        while not stop.is_set():
+            try:
+                for partition, records in read_again(
+                    self.settings.kafka_bootstrap_servers,
+                    self.settings.kafka_client_options(),
+                    delayed.topic,
+                    ranges,
+                ):
+                    delayed.restore(partition, records)
+            except FetcherError as exc:
+                delay = backoff.next()
+                log.warning("%s: %s; retrying in %.1fs", self.spec.name, exc, delay)
+                backoff.wait(stop, delay)
+                continue
+            delayed.finish_restore()
+            log.info(
+                "%s: %d pending predictions read back from %s in %.2fs",
+                self.spec.name,
+                len(delayed.joiner.predictions),
+                delayed.topic,
+                time.monotonic() - started,
+            )
+            return True
+        return False
+
     def _wanted(self) -> dict[str, dict[int, int]]:
         """Where the fetcher starts: every partition of the topic (and of the prediction
         log) at the next offset this trainer has not learned."""
@@ -261,6 +294,9 @@ class Trainer:
             return
         producer = self._connect(stop)
         if producer is None:
+            return
+        if not self._read_joins_again(stop):
+            producer.close(timeout=10)
             return
         self.dead_letters = DeadLetters(producer, self.spec.dlq_topic, self.telemetry.dead_letter_failed)
         fetcher = Fetcher(

@@ -75,3 +75,67 @@ def test_state_round_trips_through_pickle_with_builtins_only():
     restored = Joiner(1000, 10, pickle.loads(pickle.dumps(j.state())))
     assert isinstance(restored.add_label("a", 10, 1, b""), Joined)
     assert isinstance(restored.add_prediction("b", 3, {"x": 2}, 0, None, 1), Joined)
+
+
+def logged(j: Joiner, n: int, partition: int = 0) -> None:
+    for i in range(n):
+        j.add_prediction(f"p{i}", i, {"x": i, "big": "f" * 100}, True, None, 1, at=(partition, 100 + i))
+
+
+def restored(state: dict, records: dict[int, tuple[str, int]], max_pending: int = 10) -> Joiner:
+    """A joiner from ``state`` that read back ``records`` (offset -> (id, ts)) of partition 0."""
+    j = Joiner(max_age_ms=1000, max_pending=max_pending, state=pickle.loads(pickle.dumps(state)))
+    for offset, (id_, ts) in records.items():
+        j.restore((0, offset), id_, ts, {"x": ts, "big": "f" * 100}, True, None, 1)
+    j.finish_restore()
+    return j
+
+
+def test_a_checkpoint_holds_pending_predictions_by_log_position_not_by_features():
+    j = joiner(max_pending=1000)
+    logged(j, 500)
+    state = j.state()
+    assert state["predictions"] == [] and "f" * 100 not in repr(state)
+    assert len(pickle.dumps(state)) < 500  # 500 predictions of 100+ bytes of features each
+
+
+def test_pending_and_settled_come_back_from_the_log_as_they_were():
+    j = joiner()
+    logged(j, 4)
+    assert isinstance(j.add_label("p1", 10, False, b"l1"), Joined)
+    state, before = j.state(), dict(j.counts)
+    log = {100 + i: (f"p{i}", i) for i in range(4)}
+    back = restored(state, log)
+    assert list(back.predictions) == ["p0", "p2", "p3"] and back.counts == before
+    assert back.predictions["p2"] == j.predictions["p2"]
+    again = back.add_label("p1", 11, False, b"again")  # settled before the restart: still known
+    assert isinstance(again, Unjoinable) and again.reason.startswith("duplicate")
+    assert isinstance(back.add_label("p3", 12, True, b"l3"), Joined)
+
+
+def test_a_record_read_twice_restores_nothing_twice_and_what_retention_removed_counts_as_expired():
+    j = joiner()
+    logged(j, 3)
+    state = j.state()
+    back = Joiner(max_age_ms=1000, max_pending=10, state=state)
+    for _ in range(2):  # a retried read
+        back.restore((0, 100), "p0", 0, {}, True, None, 1)
+    assert back.finish_restore() == 2  # p1 and p2 are no longer in the log
+    assert list(back.predictions) == ["p0"] and back.counts["expired"] == 2
+
+
+def test_a_checkpoint_written_before_positions_still_loads_and_is_carried_whole():
+    old = {
+        "predictions": [("a", (5, {"x": 1}, True, None, 3))],
+        "labels": [],
+        "settled": [("b", "joined")],
+        "counts": {"hit": 1},
+        "watermark_ms": 5,
+    }
+    j = Joiner(max_age_ms=1000, max_pending=10, state=old)
+    assert not j.unrestored
+    joined = j.add_label("a", 6, False, b"a")
+    assert isinstance(joined, Joined) and joined.features == {"x": 1} and joined.version == 3
+    assert j.add_label("b", 7, False, b"b").reason.startswith("duplicate")
+    j.add_prediction("c", 8, {"x": 2}, True, None, 3)  # no place in the log: carried whole
+    assert [id_ for id_, _ in j.state()["predictions"]] == ["c"]
