@@ -10,6 +10,7 @@ from collections import Counter
 
 import httpx
 import orjson
+import yaml
 from kafka import KafkaProducer
 from river import datasets
 
@@ -18,10 +19,11 @@ from model_store.store import CheckpointStore
 from stream.local_services import free_port
 from stream.publish import publish
 from tests.helpers.learning import learned, plain_river
-from tests.helpers.processes import SIGNING_KEY, Env, stop, wait_until, write_spec
+from tests.helpers.processes import ROOT, SIGNING_KEY, Env, stop, wait_until, write_spec
 
 PENDING = 10_000
 ROWS = list(datasets.Phishing())
+Served = dict[str, tuple[dict, bool, int]]  # id -> (features, label, version served)
 
 
 def pending_gauge(metrics_port: int, name: str) -> float | None:
@@ -31,17 +33,10 @@ def pending_gauge(metrics_port: int, name: str) -> float | None:
     return None
 
 
-def test_sigkill_with_10000_pending_predictions_joins_each_label_once_from_a_small_checkpoint(
-    env: Env, port: int
-):
+def deploy(env: Env, port: int, **spec: object) -> tuple[str, str, CheckpointStore, int, list[dict]]:
+    """Trainer (with a metrics port) and API for a model that learned 100 events and is served."""
     name = env.key_prefix
-    write_spec(
-        env.models_dir,
-        name=name,
-        topic=name,
-        delayed_labels={"max_age_seconds": 3600, "max_pending": PENDING},
-        checkpoint={"every_events": 1000, "every_seconds": 0.5, "keep": 50},
-    )
+    write_spec(env.models_dir, name=name, topic=name, **spec)
     store = CheckpointStore.from_url(env.redis_url, env.key_prefix)
     metrics_port = free_port()
     env.start_trainer(name, STREAMLEARN_METRICS_PORT=str(metrics_port))
@@ -51,22 +46,43 @@ def test_sigkill_with_10000_pending_predictions_joins_each_label_once_from_a_sma
     wait_until(lambda: learned(store, name, 100), timeout=60, what="warm-up learned")
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: httpx.get(f"{base}/models/{name}").json().get("version"), timeout=30, what="served")
+    return name, base, store, metrics_port, warmup
 
-    served: dict[str, tuple[dict, bool, int]] = {}  # id -> (features, label, version served)
-    with httpx.Client(timeout=30) as client:
-        for start in range(0, PENDING, 1000):
-            rows = [(f"p{i}", *ROWS[i % len(ROWS)]) for i in range(start, start + 1000)]
+
+def serve(base: str, name: str, n: int) -> Served:
+    """``n`` predictions with ids p0.., in batches of 1000 (each one logged on its own)."""
+    served: Served = {}
+    with httpx.Client(timeout=60) as client:
+        for start in range(0, n, 1000):
+            rows = [(f"p{i}", *ROWS[i % len(ROWS)]) for i in range(start, min(n, start + 1000))]
             body = {"instances": [{"id": id_, "features": x} for id_, x, _ in rows]}
             answer = client.post(f"{base}/models/{name}/predict/batch", json=body).json()
             for (id_, x, y), p in zip(rows, answer["predictions"], strict=True):
                 assert p["id"] == id_
                 served[id_] = (x, y, answer["version"])
-    wait_until(lambda: pending_gauge(metrics_port, name) == PENDING, timeout=120, what="all pending")
+    return served
 
-    # events after the predictions: a checkpoint that holds all 10,000 as pending joins
+
+def checkpoint_after(env: Env, store: CheckpointStore, name: str, events: list[dict], n: int):
+    """Events after the predictions, so that a version holds them all as pending joins."""
+    publish(events, name, env.kafka, progress=False)
+    meta, _ = wait_until(lambda: learned(store, name, n), timeout=120, what="a version with all pending")
+    return meta
+
+
+def test_sigkill_with_10000_pending_predictions_joins_each_label_once_from_a_small_checkpoint(
+    env: Env, port: int
+):
+    name, base, store, metrics_port, warmup = deploy(
+        env,
+        port,
+        delayed_labels={"max_age_seconds": 3600, "max_pending": PENDING},
+        checkpoint={"every_events": 1000, "every_seconds": 0.5, "keep": 50},
+    )
+    served = serve(base, name, PENDING)
+    wait_until(lambda: pending_gauge(metrics_port, name) == PENDING, timeout=120, what="all pending")
     more = [{"features": x, "label": y} for x, y in ROWS[100:120]]
-    publish(more, name, env.kafka, progress=False)
-    meta, _ = wait_until(lambda: learned(store, name, 120), timeout=60, what="a version with all pending")
+    meta = checkpoint_after(env, store, name, more, 120)
     assert sum(meta.prediction_offsets.values()) == PENDING
     features_alone = sum(len(pickle.dumps(x)) for x, _, _ in served.values())
     assert meta.training_bytes < features_alone / 10, (meta.training_bytes, features_alone)
@@ -93,3 +109,19 @@ def test_sigkill_with_10000_pending_predictions_joins_each_label_once_from_a_sma
     model = load_model(*store.fetch_latest(name), SIGNING_KEY.encode())
     for x, _ in ROWS[200:220]:
         assert model.predict_proba_one(x) == reference.predict_proba_one(x)
+
+
+def test_with_100000_predictions_pending_the_shipped_pipeline_artefact_stays_small(env: Env, port: int):
+    shipped = yaml.safe_load((ROOT / "configs" / "models" / "phishing.yaml").read_text())
+    shipped.pop("name"), shipped.pop("topic")
+    shipped["checkpoint"] = {**shipped["checkpoint"], "every_seconds": 0.5}
+    shipped["delayed_labels"] = {"max_pending": 100_000}  # the default
+    name, base, store, metrics_port, _ = deploy(env, port, **shipped)
+    nothing_pending = store.fetch_latest(name)[0]
+    serve(base, name, 100_000)
+    wait_until(lambda: pending_gauge(metrics_port, name) == 100_000, timeout=240, what="100,000 pending")
+    meta = checkpoint_after(env, store, name, [{"features": x, "label": y} for x, y in ROWS[100:120]], 120)
+    assert sum(meta.prediction_offsets.values()) == 100_000
+    assert meta.blob_bytes < 64 * 1024 and abs(meta.blob_bytes - nothing_pending.blob_bytes) < 256
+    # the training part grew by the positions of 100,000 predictions, not by their features
+    assert meta.training_bytes - nothing_pending.training_bytes < 100_000
