@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven chromium
 # Test and bench tools, installed without recommends (prometheus would pull a node exporter onto port 9100).
 APT_TOOLS := prometheus chromium-driver wrk
 
-.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint bench-fleet bench-challengers lock clean compose-env
+.PHONY: deps system-deps python-deps kafka-jars test demo lint bench bench-drift bench-checkpoint bench-fleet bench-challengers bench-pending lock clean compose-env
 
 deps: system-deps python-deps kafka-jars
 
@@ -75,6 +75,10 @@ bench-fleet: deps
 # Champion + 2 challengers against the three plain loops -> docs/benchmarks.md (own Kafka and Redis).
 bench-challengers: deps
 	$(PY) bench/challengers.py $(BENCH_ARGS)
+
+# 100,000 predictions pending a label: checkpoint parts, replica load per version, p99, memory.
+bench-pending: deps
+	$(PY) bench/pending_joins.py $(BENCH_ARGS)
 
 bench-checkpoint: system-deps python-deps
 	$(PY) bench/checkpoint_fork.py
