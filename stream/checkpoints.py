@@ -30,11 +30,11 @@ from pydantic import BaseModel
 
 from model_store.feature_stats import FeatureStats, summarize
 from model_store.leases import Fenced
-from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest, StoreFull
 from stream.learner import Learner
+from stream.promotion import AutoRollback, PromotionGate
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from model_store.promotion import AutoRollback, PromotionGate
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
+from stream.promotion import AutoRollback, PromotionGate
 
 
 def spec(metric: str = "Accuracy", **promotion) -> ModelSpec:

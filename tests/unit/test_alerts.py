@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from model_store.promotion import AutoRollback, error_rate_alert
 from model_store.snapshot import SnapshotMeta
 from model_store.specs import ModelSpec
+from stream.promotion import AutoRollback, error_rate_alert
 
 SPEC = ModelSpec.model_validate(
     {
