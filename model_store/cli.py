@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from model_store.leaderboard import Served, leaderboard
+from model_store.leaderboard import ServedColumn, leaderboard
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, SpecError, load_specs
 from model_store.store import CheckpointStore, VersionNotFound
@@ -130,7 +130,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _served_cells(served: Served | None) -> str:
+def _served_cells(served: ServedColumn | None) -> str:
     """The served column of one leaderboard row: value, difference to what was served, count, p."""
     if served is None:
         return f"{'-':>8} {'-':>10} {'-':>7} {'-':>8}"

@@ -15,7 +15,7 @@ SIGNIFICANCE = 0.01
 SMALLER_IS_BETTER = {"MAE", "MSE", "RMSE", "RMSLE", "SMAPE", "LogLoss", "CrossEntropy"}
 
 
-class Served(BaseModel):
+class ServedColumn(BaseModel):
     """The served column: how each pipeline did on the requests that were served and labelled.
 
     Replicas serve only the champion. For the champion it is the main metric of what was
@@ -66,7 +66,7 @@ class Row(BaseModel):
     better: bool | None = Field(
         default=None, description="true: better beyond noise (p < 0.01); false: worse beyond noise"
     )
-    served: Served | None = Field(
+    served: ServedColumn | None = Field(
         default=None, description="on served requests whose labels arrived (models with delayed labels)"
     )
 
@@ -123,19 +123,21 @@ def _verdict(paired: dict[str, Any] | None) -> bool | None:
     return None
 
 
-def _served_champion(meta: SnapshotMeta) -> Served | None:
+def _served_champion(meta: SnapshotMeta) -> ServedColumn | None:
     if not meta.served:
         return None  # the model does not log predictions: nothing was scored as served
-    return Served(metric=meta.served["metric"], value=meta.served.get("overall"), n=meta.served.get("n", 0))
+    return ServedColumn(
+        metric=meta.served["metric"], value=meta.served.get("overall"), n=meta.served.get("n", 0)
+    )
 
 
-def _served_challenger(meta: SnapshotMeta, served: dict[str, Any] | None) -> Served | None:
+def _served_challenger(meta: SnapshotMeta, served: dict[str, Any] | None) -> ServedColumn | None:
     if not meta.served:
         return None
     if not served:  # written before the served column existed
-        return Served(metric=meta.served["metric"], value=None, n=0)
+        return ServedColumn(metric=meta.served["metric"], value=None, n=0)
     mine, theirs = served.get("value"), served.get("champion")
-    return Served(
+    return ServedColumn(
         metric=served["metric"],
         value=mine,
         n=served["n"],
