@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from model_store.leaderboard import leaderboard
+from model_store.leaderboard import ServedColumn, leaderboard
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, SpecError, load_specs
 from model_store.store import CheckpointStore, VersionNotFound
@@ -110,18 +110,34 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 1
     board = leaderboard(store.meta(spec.name, latest), spec.main_metric)
     main = board.main_metric
+    served = any(row.served is not None for row in board.rows)
     print(f"{spec.name} v{board.version}, main metric {main} (better: p < {board.significance:g})")
-    print(f"{'':12} {'name':20} {main:>10} {'rolling':>10} {'learned':>9} {'vs champion':>12} {'p':>8}")
+    head = f"{'':12} {'name':20} {main:>10} {'rolling':>10} {'learned':>9} {'vs champion':>12} {'p':>8}"
+    if served:  # delayed labels: on the served requests whose labels joined
+        head += f" {'served':>8} {'vs served':>10} {'joined':>7} {'p':>8}"
+    print(head)
     for row in board.rows:
         diff = "-" if row.main_difference is None else f"{row.main_difference:+.4f}"
         p = "-" if not row.paired else f"{row.paired['p_value']:.3g}"
         verdict = {True: "BETTER", False: "worse", None: ""}[row.better]
-        print(
+        line = (
             f"{row.role:12} {row.name:20} {_fmt(row.metrics.get(main)):>10} "
-            f"{_fmt(row.rolling_metrics.get(main)):>10} {row.n_learned:>9} {diff:>12} {p:>8} {verdict}"
-            + (f"  DISABLED: {row.error}" if row.error else "")
+            f"{_fmt(row.rolling_metrics.get(main)):>10} {row.n_learned:>9} {diff:>12} {p:>8}"
         )
+        if served:
+            line += " " + _served_cells(row.served)
+        print(line + f" {verdict}".rstrip() + (f"  DISABLED: {row.error}" if row.error else ""))
     return 0
+
+
+def _served_cells(served: ServedColumn | None) -> str:
+    """The served column of one leaderboard row: value, difference to what was served, count, p."""
+    if served is None:
+        return f"{'-':>8} {'-':>10} {'-':>7} {'-':>8}"
+    diff = "-" if served.difference is None else f"{served.difference:+.4f}"
+    p = "-" if not served.paired or not served.n else f"{served.paired['p_value']:.3g}"
+    verdict = {True: " BETTER", False: " worse", None: ""}[served.better]
+    return f"{_fmt(served.value):>8} {diff:>10} {served.n:>7} {p:>8}{verdict}"
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

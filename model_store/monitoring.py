@@ -82,6 +82,15 @@ class ServedState(BaseModel):
     )
 
 
+class ChallengerPoint(BaseModel):
+    """A challenger's part of a metric point: the live chart draws its rolling main metric."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rolling: dict[str, float | None] = Field(default_factory=dict, description="Rolling-window prequential")
+    disabled: bool = Field(default=False, description="It raised on an event and learns no more")
+
+
 class MonitorsSummary(BaseModel):
     """Every trainer-side monitor of a model; stored in each checkpoint's metadata."""
 
@@ -112,4 +121,7 @@ class MetricPoint(BaseModel):
     )
     served: ServedState | None = Field(
         default=None, description="Scores of served predictions (models with delayed labels)"
+    )
+    challengers: dict[str, ChallengerPoint] = Field(
+        default_factory=dict, description="challenger name -> its rolling metrics (models with challengers)"
     )

@@ -8,6 +8,10 @@ classifier, a z-test on the difference of absolute errors for a regressor, so
 "better" means better beyond noise. A challenger that raises on an event is disabled
 with the error recorded, and never stops the champion.
 
+With delayed labels, each challenger also predicts on the logged features of every
+served prediction whose label joins, before learning it, and is scored beside what was
+served (``ServedComparison``: the leaderboard's served column).
+
 Challengers are part of the model's training state: the same checkpoint, the same
 offsets, so exactly-once, reset and rollback cover them.
 """
@@ -15,80 +19,23 @@ offsets, so exactly-once, reset and rollback cover them.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from model_store.specs import ModelSpec
+from stream.joiner import Joined
 from stream.learner import Learner, WindowedMetric
+from stream.paired_test import PairedTest
 from stream.pipeline import build_metric, build_pipeline_steps
+from stream.served_comparison import ServedComparison
 
 log = logging.getLogger(__name__)
 
 
-class PairedTest:
-    """Champion against one challenger on the events both scored.
-
-    Classification: ``b`` events only the champion got right, ``c`` only the challenger;
-    McNemar's statistic with continuity correction. Regression: the running mean and
-    variance (Welford) of |champion error| - |challenger error|; a z-test. Positive
-    ``difference`` means the challenger did better."""
-
-    def __init__(self, task: str, state: dict[str, Any] | None = None) -> None:
-        self.task = task
-        s = state or {}
-        self.n, self.b, self.c = s.get("n", 0), s.get("b", 0), s.get("c", 0)
-        self.mean, self.m2 = s.get("mean", 0.0), s.get("m2", 0.0)
-
-    def update(self, y: Any, champion: Any, challenger: Any) -> None:
-        if champion is None or challenger is None:
-            return
-        self.n += 1
-        if self.task == "classification":
-            right, rival = champion == y, challenger == y
-            self.b += right and not rival
-            self.c += rival and not right
-        else:
-            d = abs(y - champion) - abs(y - challenger)
-            delta = d - self.mean
-            self.mean += delta / self.n
-            self.m2 += delta * (d - self.mean)
-
-    def state(self) -> dict[str, Any]:
-        return {"n": self.n, "b": self.b, "c": self.c, "mean": self.mean, "m2": self.m2}
-
-    def result(self) -> dict[str, Any]:
-        """n, the difference (challenger better when positive), the statistic and its p-value."""
-        if self.task == "classification":
-            discordant = self.b + self.c
-            difference = (self.c - self.b) / self.n if self.n else None
-            if discordant == 0:
-                return {
-                    "n": self.n,
-                    "difference": difference,
-                    "test": "mcnemar",
-                    "statistic": 0.0,
-                    "p_value": 1.0,
-                }
-            chi2 = (abs(self.b - self.c) - 1) ** 2 / discordant
-            p = math.erfc(math.sqrt(chi2 / 2))  # chi-square with 1 degree of freedom
-            return {"n": self.n, "difference": difference, "test": "mcnemar", "statistic": chi2, "p_value": p}
-        if self.n < 2:
-            return {"n": self.n, "difference": None, "test": "paired-z", "statistic": 0.0, "p_value": 1.0}
-        sd = math.sqrt(self.m2 / (self.n - 1))
-        z = self.mean / (sd / math.sqrt(self.n)) if sd > 0 else 0.0
-        return {
-            "n": self.n,
-            "difference": self.mean,
-            "test": "paired-z",
-            "statistic": z,
-            "p_value": math.erfc(abs(z) / math.sqrt(2)),
-        }
-
-
 class Challenger:
-    """One challenger: its learner, since when it learns, its paired test, its error if disabled."""
+    """One challenger: its learner, since when it learns, its paired test, its error if disabled,
+    and its comparison with the served predictions (delayed labels)."""
 
     def __init__(
         self,
@@ -96,9 +43,23 @@ class Challenger:
         learner: Learner,
         test: PairedTest,
         since: dict[str, Any],
+        served: ServedComparison,
         error: str | None = None,
     ) -> None:
         self.name, self.learner, self.test, self.since, self.error = name, learner, test, since, error
+        self.served = served
+
+    @classmethod
+    def from_state(cls, name: str, state: dict[str, Any], spec: ModelSpec) -> Challenger:
+        """Continue a checkpointed challenger (one saved before the served column scores from now)."""
+        return cls(
+            name,
+            Learner.from_state(state["learner"]),
+            PairedTest(spec.task, state["test"]),
+            state["since"],
+            ServedComparison(spec, state.get("served")),
+            state["error"],
+        )
 
     @classmethod
     def fresh(cls, name: str, steps: list[Any], spec: ModelSpec, champion_learned: int) -> Challenger:
@@ -106,7 +67,7 @@ class Challenger:
         rolling = {m: WindowedMetric(type(c), spec.rolling_window) for m, c in cumulative.items()}
         learner = Learner(build_pipeline_steps(steps, spec, f"challengers.{name}"), cumulative, rolling)
         since = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "champion_learned": champion_learned}
-        return cls(name, learner, PairedTest(spec.task), since)
+        return cls(name, learner, PairedTest(spec.task), since, ServedComparison(spec))
 
     def state(self) -> dict[str, Any]:
         return {
@@ -114,6 +75,7 @@ class Challenger:
             "test": self.test.state(),
             "since": self.since,
             "error": self.error,
+            "served": self.served.state(),
         }
 
     def summary(self, main: str) -> dict[str, Any]:
@@ -127,7 +89,13 @@ class Challenger:
             "error": self.error,
             "paired": self.test.result(),
             "main_metric": main,
+            "served": self.served.summary(),
         }
+
+    def point(self) -> dict[str, Any]:
+        """What the live chart draws each second: the rolling metrics, and whether it is disabled."""
+        _, rolling = self.learner.metric_values()
+        return {"rolling": rolling, "disabled": self.error is not None}
 
 
 class Challengers:
@@ -155,20 +123,12 @@ class Challengers:
         kept = set((state or {}).get("kept", [])) & set(saved)
         members = {}
         for name in sorted(kept):
-            s = saved[name]
-            learner = Learner.from_state(s["learner"])
-            members[name] = Challenger(
-                name, learner, PairedTest(spec.task, s["test"]), s["since"], s["error"]
-            )
+            members[name] = Challenger.from_state(name, saved[name], spec)
         for name, steps in spec.challengers.items():
             if name in promoted:
                 continue  # it is the champion now
             if name in saved:
-                s = saved[name]
-                learner = Learner.from_state(s["learner"])
-                members[name] = Challenger(
-                    name, learner, PairedTest(spec.task, s["test"]), s["since"], s["error"]
-                )
+                members[name] = Challenger.from_state(name, saved[name], spec)
             else:
                 members[name] = Challenger.fresh(name, steps, spec, champion_learned)
         return cls(spec, members, promoted, kept)
@@ -182,19 +142,45 @@ class Challengers:
         """Test-then-train every active challenger on ``events[start:stop]`` (all (x, y), all learned
         by the champion, whose (y, prediction) pairs are ``champion``)."""
         for member in self.members.values():
-            if member.error is not None:
-                continue
-            done, error = member.learner.learn_many(events, start, stop)
-            ours = member.learner.recent_predictions(done - start)
-            for (y, theirs), (_, mine) in zip(champion, ours, strict=False):
-                member.test.update(y, theirs, mine)
-            if error is not None:
-                member.error = f"{type(error).__name__}: {error} (at event {member.learner.n_learned + 1})"
-                log.error("%s: challenger %s disabled: %s", self.spec.name, member.name, member.error)
+            if member.error is None:
+                self._learn(member, events, start, stop, champion)
 
-    def learn_one(self, x: dict, y: Any, champion: Any) -> None:
-        """A delayed label's event, learned by every active challenger too."""
-        self.learn([(x, y)], 0, 1, [(y, champion)])
+    def _learn(
+        self,
+        member: Challenger,
+        events: Sequence[Any],
+        start: int,
+        stop: int,
+        champion: Sequence[tuple[Any, Any]],
+    ) -> int:
+        """One challenger's run; returns where it stopped (``stop`` unless it raised: disabled)."""
+        done, error = member.learner.learn_many(events, start, stop)
+        ours = member.learner.recent_predictions(done - start)
+        for (y, theirs), (_, mine) in zip(champion, ours, strict=False):
+            member.test.update(y, theirs, mine)
+        if error is not None:
+            member.error = f"{type(error).__name__}: {error} (at event {member.learner.n_learned + 1})"
+            log.error("%s: challenger %s disabled: %s", self.spec.name, member.name, member.error)
+        return done
+
+    def learn_joined(self, joined: Joined, champion: Any) -> None:
+        """A delayed label's event (``champion``: what the champion predicted before learning it),
+        learned by every active challenger too; what each predicted on the served request's
+        features before learning the label is scored beside the prediction that was served."""
+        events = [(joined.features, joined.label)]
+        for member in self.members.values():
+            if member.error is not None or self._learn(member, events, 0, 1, [(joined.label, champion)]) < 1:
+                continue
+            try:
+                member.served.update(joined, member.learner.last_output())
+            except Exception as exc:  # a label the metric cannot score: learned, not scored
+                log.warning(
+                    "%s: served request %s not scored for challenger %s: %s",
+                    self.spec.name,
+                    joined.id,
+                    member.name,
+                    exc,
+                )
 
     def promote(self, name: str, champion: Learner, former: str) -> Learner:
         """Make challenger ``name`` the champion (its learned state, no relearning, fresh monitors);
@@ -207,7 +193,9 @@ class Challengers:
             "former_champion": True,
         }
         old = Learner.from_state(champion.state())
-        self.members[former] = Challenger(former, old, PairedTest(self.spec.task), since)
+        self.members[former] = Challenger(
+            former, old, PairedTest(self.spec.task), since, ServedComparison(self.spec)
+        )
         self.promoted.add(name)
         self.kept.add(former)
         return new
@@ -221,3 +209,7 @@ class Challengers:
 
     def summary(self) -> dict[str, Any]:
         return {name: m.summary(self.spec.main_metric) for name, m in self.members.items()}
+
+    def points(self) -> dict[str, dict[str, Any]]:
+        """Each challenger's part of the metric point (the live chart's lines)."""
+        return {name: m.point() for name, m in self.members.items()}

@@ -214,6 +214,11 @@ class Learner:
             return [(y, max(p, key=p.get) if p else None) for y, p in queued]
         return list(queued)
 
+    def last_output(self) -> Any:
+        """What the model predicted for the last event learned, before learning it: the
+        label or value, or the class probabilities when a metric scores them."""
+        return self._queued[-1][1] if self._queued else None
+
     def settle(self) -> None:
         """Apply the queued (y, prediction) pairs to the rolling metrics and the monitors,
         in order; the queue holds every event learned since the last settle."""

@@ -180,6 +180,25 @@ class TrainerTelemetry:
             ["model", "challenger"],
             registry=r,
         )
+        self._challenger_served = Gauge(
+            "streamlearn_challenger_served_metric",
+            "A challenger's main metric on the served requests whose labels joined (it predicts on "
+            "their logged features before learning the label), at the newest version",
+            ["model", "challenger", "metric"],
+            registry=r,
+        )
+        self._challenger_served_p = Gauge(
+            "streamlearn_challenger_served_p_value",
+            "p-value of the paired test of a challenger against the predictions actually served",
+            ["model", "challenger"],
+            registry=r,
+        )
+        self._challenger_served_n = Gauge(
+            "streamlearn_challenger_served_requests",
+            "Served requests whose labels joined that a challenger was scored on",
+            ["model", "challenger"],
+            registry=r,
+        )
         self._owns = Gauge(
             "streamlearn_trainer_owns_model",
             "1 while this trainer holds the model's lease, 0 while it is a standby",
@@ -333,6 +352,14 @@ class TrainerTelemetry:
             p_value = (row.get("paired") or {}).get("p_value")
             if p_value is not None:
                 self._challenger_p.labels(self.spec.name, name).set(p_value)
+            served = row.get("served") or {}
+            if served.get("n"):
+                self._challenger_served_n.labels(self.spec.name, name).set(served["n"])
+                if served.get("value") is not None:
+                    self._challenger_served.labels(self.spec.name, name, served["metric"]).set(
+                        served["value"]
+                    )
+                self._challenger_served_p.labels(self.spec.name, name).set(served["paired"]["p_value"])
 
     def incompatible(self, written: Runtime, running: Runtime) -> None:
         """The newest checkpoint needs another runtime: the trainer does not train this model."""
@@ -352,6 +379,7 @@ class TrainerTelemetry:
         learner: Learner,
         lags: Callable[[], dict[int, int]],
         served: Callable[[], dict[str, Any]] | None = None,
+        challengers: Callable[[], dict[str, Any]] | None = None,
     ) -> MetricPoint | None:
         """Append a metric point when one is due: every ``point_every`` seconds while events
         arrive, every ``idle_every`` seconds otherwise."""
@@ -361,7 +389,13 @@ class TrainerTelemetry:
         self._next_point = now + self.point_every
         if not self._since_point and now - self._last_point < self.idle_every:
             return None
-        point = self.point(learner, lags(), now, served() if served is not None else None)
+        point = self.point(
+            learner,
+            lags(),
+            now,
+            served() if served is not None else None,
+            challengers() if challengers is not None else None,
+        )
         try:
             self.store.append_metric_point(self.spec.name, point.model_dump(mode="json"))
         except redis.RedisError as exc:
@@ -371,9 +405,15 @@ class TrainerTelemetry:
         return point
 
     def point(
-        self, learner: Learner, lags: dict[int, int], now: float, served: dict[str, Any] | None = None
+        self,
+        learner: Learner,
+        lags: dict[int, int],
+        now: float,
+        served: dict[str, Any] | None = None,
+        challengers: dict[str, Any] | None = None,
     ) -> MetricPoint:
-        """Set the gauges and build the metric point of this moment."""
+        """Set the gauges and build the metric point of this moment (``challengers``: each one's
+        rolling metrics, the live chart's lines beside the champion's)."""
         if served is not None:
             self.served.summary = served
         elapsed = max(now - self._last_point, 1e-9)
@@ -399,6 +439,7 @@ class TrainerTelemetry:
                 rolling=rolling,
                 error_rate=ErrorRateState(state="ok"),
                 served=served,
+                challengers=challengers or {},
             )
         error_rate = monitors.error_rate()
         for window, value in [*error_rate.windows.items(), ("cumulative", error_rate.cumulative)]:
@@ -423,6 +464,7 @@ class TrainerTelemetry:
             drift_total=monitors.total,
             detections=[Detection(**d) for d in fresh],
             served=served,
+            challengers=challengers or {},
         )
 
 

@@ -355,7 +355,7 @@ class Trainer:
         served = self.delayed.served_summary if self.delayed is not None else None
         if self.delayed is not None:
             self.telemetry.pending_joins(len(self.delayed.joiner.predictions))
-        self.telemetry.tick(self.learner, lags, served)
+        self.telemetry.tick(self.learner, lags, served, self.challengers.points if self.challengers else None)
         if self.due():
             self.checkpoint()
 
@@ -444,7 +444,7 @@ class Trainer:
             log.warning("%s: joined event %s not learned: %s", self.spec.name, joined.id, exc)
             return
         if self.challengers:
-            self.challengers.learn_one(joined.features, joined.label, predicted)
+            self.challengers.learn_joined(joined, predicted)
         try:
             self.delayed.scored(joined)
         except Exception as exc:  # a label the metric cannot score: learned, not scored; never stop

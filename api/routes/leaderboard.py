@@ -17,7 +17,8 @@ router = APIRouter(prefix="/models", tags=["models"], route_class=JSONBodyRoute)
 @router.get("/{name}/leaderboard", response_model=Leaderboard, responses=errors(404, 503))
 async def get_leaderboard(name: str, manager: ManagerDep) -> Leaderboard:
     """The champion and each challenger of the newest version: prequential metrics (cumulative and
-    rolling), events learned, since when, and a paired significance test against the champion."""
+    rolling), events learned, since when, and a paired significance test against the champion;
+    with delayed labels, the served column: each on the served requests whose labels arrived."""
     require_known(manager, name)
     store = manager.store
 

@@ -7,6 +7,8 @@
   const MONITORS_EVERY_MS = 5000; // data drift and states (computed by the API)
   const COLORS = ["#1565c0", "#8e24aa", "#00897b", "#ef6c00", "#6d4c41"];
   const DRIFT = "#c62828";
+  const CHALLENGER_COLORS = ["#43a047", "#f9a825", "#d81b60", "#00acc1", "#7cb342", "#5d4037"];
+  const DISABLED = "#9e9e9e";
 
   // Read by the browser test: counts that prove data arrives without a reload.
   const status = { loadedAt: Date.now(), messages: 0, models: {} };
@@ -145,13 +147,11 @@
           el("thead", {}, el("tr", {}, ...["feature", "kind", "PSI", ""].map((t) => el("th", { text: t })))),
           this.driftBody)));
       // Champion and challengers (shown once the model has challengers).
+      this.boardHead = el("thead");
       this.boardBody = el("tbody");
       this.board = el("div", { class: "leaderboard", hidden: "" },
         el("h3", { text: "leaderboard: champion and challengers on the same events" }),
-        el("div", { class: "scroll" }, el("table", { class: "leaderboard" },
-          el("thead", {}, el("tr", {}, ...["", "pipeline", "metric", "rolling", "learned", "vs champion", "p", ""]
-            .map((t) => el("th", { text: t })))),
-          this.boardBody)));
+        el("div", { class: "scroll" }, el("table", { class: "leaderboard" }, this.boardHead, this.boardBody)));
       this.node.append(this.head, this.alerts, charts, this.board,
                        el("div", { class: "tables" }, versions, drift));
       root.append(this.node);
@@ -254,16 +254,30 @@
       if (board.rows.length < 2) return; // no challenger: nothing to compare
       this.board.hidden = false;
       const main = board.main_metric;
+      // Delayed labels: the served column, on the requests that were served and labelled.
+      const served = board.rows.some((r) => r.served);
+      this.boardHead.replaceChildren(el("tr", {}, ...["", "pipeline", "metric", "rolling", "learned",
+        "vs champion", "p", "", ...(served ? ["served", "vs served", "joined", "served p"] : [])]
+        .map((t) => el("th", { text: t }))));
+      const signed = (v) => (v === null || v === undefined ? "–" : (v >= 0 ? "+" : "") + fmt(v, 4));
+      const verdictOf = (better) => (better === true ? "better" : better === false ? "worse" : "");
+      const servedCells = (sv) => !sv ? [] : [
+        el("td", { "data-served": fmt(sv.value, 4), text: `${sv.metric} ${fmt(sv.value)}` }),
+        el("td", { text: signed(sv.difference) }),
+        el("td", { "data-joined": String(sv.n), text: sv.n.toLocaleString() }),
+        el("td", { text: (sv.paired && sv.n ? Number(sv.paired.p_value).toPrecision(2) : "–") +
+                         (sv.better === null || sv.better === undefined ? "" : ` ${verdictOf(sv.better)}`) }),
+      ];
       this.boardBody.replaceChildren(...board.rows.map((r) => {
-        const verdict = r.error ? `disabled: ${r.error}` : r.better === true ? "better" : r.better === false ? "worse" : "";
-        return el("tr", { "data-row": r.name, class: r.role },
+        const verdict = r.error ? `disabled: ${r.error}` : verdictOf(r.better);
+        return el("tr", { "data-row": r.name, class: r.role + (r.error ? " disabled" : "") },
           el("td", { text: r.role }), el("td", { text: r.name }),
           el("td", { text: `${main} ${fmt(r.metrics[main])}` }), el("td", { text: fmt(r.rolling_metrics[main]) }),
           el("td", { text: r.n_learned.toLocaleString() }),
-          el("td", { text: r.main_difference === null || r.main_difference === undefined ? "–" :
-                                 (r.main_difference >= 0 ? "+" : "") + fmt(r.main_difference, 4) }),
+          el("td", { text: signed(r.main_difference) }),
           el("td", { text: r.paired ? Number(r.paired.p_value).toPrecision(2) : "–" }),
-          el("td", { text: verdict }));
+          el("td", { text: verdict }),
+          ...(served ? (r.served ? servedCells(r.served) : [el("td", { text: "–" }), el("td"), el("td"), el("td")]) : []));
       }));
     }
 
@@ -337,10 +351,21 @@
                           pts.map((p) => (metric ? p.metrics[metric] : null))];
       // Delayed labels: how good the predictions actually served were, on the same chart.
       if (served) metricData.push(pts.map((p) => (p.served ? p.served.overall : null)));
+      // Challengers: each one's rolling metric beside the champion's (those of the newest point;
+      // a disabled one stays in the legend, marked, its line grey and dashed up to where it stopped).
+      const last = pts.length ? pts[pts.length - 1].challengers || {} : {};
+      const challengers = Object.keys(last).sort().map((name) => ({ name, disabled: !!last[name].disabled }));
+      for (const c of challengers) {
+        metricData.push(pts.map((p) => {
+          const mine = p.challengers && p.challengers[c.name];
+          return mine && metric && !mine.disabled ? mine.rolling[metric] ?? null : null;
+        }));
+      }
       return {
         metric,
         windows,
         servedMetric: served ? served.metric : null,
+        challengers,
         metricData,
         errorData: [t, ...windows.map((w) => pts.map((p) => p.error_rate.windows[w] ?? null)),
                     pts.map((p) => p.error_rate.cumulative)],
@@ -362,15 +387,23 @@
       const base = { width, height: 220, scales: { x }, legend: { live: false } };
       const line = (label, i, extra = {}) => ({ label, stroke: COLORS[i % COLORS.length], width: 2,
                                                 spanGaps: true, ...extra });
-      this.metricBox.titleNode.textContent = s.servedMetric
+      this.metricBox.titleNode.textContent = (s.servedMetric
         ? `${s.metric} (rolling, cumulative, and on served predictions)`
-        : `${s.metric} (rolling and cumulative)`;
+        : `${s.metric} (rolling and cumulative)`) +
+        (s.challengers.length ? ` · challengers' rolling ${s.metric}` : "");
+      const challengerLine = (c, i) => (c.disabled
+        ? { label: `challenger ${c.name} (disabled)`, stroke: DISABLED, width: 1, dash: [2, 4], spanGaps: false }
+        : { label: `challenger ${c.name}`, stroke: CHALLENGER_COLORS[i % CHALLENGER_COLORS.length], width: 1.5,
+            spanGaps: true });
       const metricChart = new uPlot({
         ...base,
-        series: [{}, line(`rolling ${s.metric}`, 0), line(`cumulative ${s.metric}`, 1, { dash: [5, 5] }),
-                 ...(s.servedMetric ? [line(`served ${s.servedMetric}`, 4)] : [])],
+        series: [{}, line(`rolling ${s.metric} (champion)`, 0), line(`cumulative ${s.metric}`, 1, { dash: [5, 5] }),
+                 ...(s.servedMetric ? [line(`served ${s.servedMetric}`, 4)] : []),
+                 ...s.challengers.map(challengerLine)],
         plugins: [markersPlugin(this)],
       }, s.metricData, this.metricBox.plot);
+      // Read by the browser test: the metric chart's lines, as its legend names them.
+      this.metricBox.plot.dataset.series = JSON.stringify(metricChart.series.slice(1).map((x) => x.label));
       const errorChart = new uPlot({
         ...base,
         series: [{}, ...s.windows.map((w, i) => line(`last ${w}`, i + 2)),
@@ -395,19 +428,21 @@
       this.dirty = false;
       this.node.dataset.points = String(this.points.length);
       this.node.dataset.detections = String(this.detections.length);
+      if (this.points.length) {
+        const s = this.series();
+        if (!this.charts || this.charts.key !== chartKey(s)) {
+          if (this.charts) for (const k of ["metric", "error", "rate"]) this.charts[k].destroy();
+          this.makeCharts(s);
+        } else {
+          this.charts.metric.setData(s.metricData);
+          this.charts.error.setData(s.errorData);
+          this.charts.rate.setData(s.rateData);
+        }
+      }
       const served = this.servedNow();
       status.models[this.name] = { points: this.points.length, detections: this.detections.length,
-                                   served: served ? served.overall : null };
-      if (!this.points.length) return;
-      const s = this.series();
-      if (!this.charts || this.charts.key !== chartKey(s)) {
-        if (this.charts) for (const k of ["metric", "error", "rate"]) this.charts[k].destroy();
-        this.makeCharts(s);
-        return;
-      }
-      this.charts.metric.setData(s.metricData);
-      this.charts.error.setData(s.errorData);
-      this.charts.rate.setData(s.rateData);
+                                   served: served ? served.overall : null,
+                                   metricSeries: this.charts ? this.charts.metric.series.slice(1).map((x) => x.label) : [] };
     }
 
     resize() {
@@ -417,8 +452,10 @@
     }
   }
 
-  // Charts are rebuilt when their series change: new error windows, or served scores appearing.
-  const chartKey = (s) => `${s.windows.join()}|${s.servedMetric || ""}`;
+  // Charts are rebuilt when their series change: new error windows, served scores appearing, a
+  // challenger added, dropped or disabled.
+  const chartKey = (s) => `${s.windows.join()}|${s.servedMetric || ""}|` +
+    s.challengers.map((c) => `${c.name}${c.disabled ? "!" : ""}`).join();
 
   const cards = new Map();
   const connection = $("#connection");
