@@ -338,10 +338,12 @@ class Trainer:
             self._highwater[(batch.topic, batch.partition)] = batch.highwater
             if self.delayed is not None and batch.topic == self.delayed.topic:
                 # not counted toward a checkpoint: logged predictions alone change no model,
-                # and after a crash they are simply read again from prediction_offsets
+                # and after a crash they are simply read again from prediction_offsets; a
+                # join with a label that waited for one does (that label was counted already)
                 records = _unseen(batch, self.delayed.offsets)
                 for joined in self.delayed.on_predictions(batch.partition, records):
                     self._learn_joined(joined)
+                    self.due.events += 1
             else:
                 self._learn_batch(batch)
                 if self.delayed is not None:
@@ -391,8 +393,8 @@ class Trainer:
     def _learn_run(self, batch: Batch, events: list[Decoded], start: int, stop: int) -> tuple[int, int]:
         """Test-then-train ``events[start:stop]``: (index after the last one handled, events
         learned). The learner takes the events up to one it cannot learn; that one goes to
-        the dead-letter topic, or for a label-only event ends the run (learning its join
-        counts one more event toward a checkpoint)."""
+        the dead-letter topic, or for a label-only event ends the run (its join, if its
+        prediction is pending, is learned at once; the label counts as one event)."""
         learn_many, timer = self.learner.learn_many, self.telemetry.learn_seconds.add
         i, learned = start, 0
         challengers = self.challengers
@@ -449,7 +451,6 @@ class Trainer:
             self.delayed.scored(joined)
         except Exception as exc:  # a label the metric cannot score: learned, not scored; never stop
             log.warning("%s: served prediction %s not scored: %s", self.spec.name, joined.id, exc)
-        self.due.events += 1
 
     def _dead_label(self, refused: Unjoinable) -> None:
         self.dead_letters.send(refused.raw, refused.id.encode(), refused.reason, self.spec.topic, -1, -1)
