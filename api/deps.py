@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from api.feed import PointFeed
 from api.manager import ModelManager, Served
-from api.monitoring import ServingMonitor
 from api.responder import Responder
+from api.serving_monitor import ServingMonitor
 from model_store.settings import Settings
 
 # Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.

@@ -1,5 +1,5 @@
-"""422 bodies that never fail to serialise: FastAPI's default echoes the input,
-which breaks on NaN and can be megabytes long."""
+"""The root of the serving side's own errors, and 422 bodies that never fail to serialise
+(FastAPI's default echoes the input, which breaks on NaN and can be megabytes long)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+
+
+class ApiError(Exception):
+    """Raised on purpose by api (a body too large, features a model cannot use); never a bug."""
 
 
 def _text(value: Any) -> Any:

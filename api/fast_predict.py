@@ -25,7 +25,7 @@ from api.deps import key_accepted
 from api.manager import ModelManager
 from api.predicting import UnusableFeatures, predict_features
 from api.responder import Responder
-from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
+from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH
 
 _FIELDS = frozenset(("features", "id"))
 # orjson parses an integer beyond 64 bits as a float, where the route (json + pydantic) keeps

@@ -5,8 +5,10 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import ApiError
 
-class BodyTooLarge(Exception):
+
+class BodyTooLarge(ApiError):
     pass
 
 

@@ -17,11 +17,11 @@ from api.fast_predict import FastPredict
 from api.feed import PointFeed
 from api.limits import BodySizeLimit
 from api.manager import ModelManager
-from api.monitoring import ServingMonitor
 from api.prediction_log import PredictionLog
 from api.responder import Responder
 from api.routes import admin, dashboard, health, leaderboard, metrics, models, monitors, predict
 from api.schemas import MAX_BODY_BYTES
+from api.serving_monitor import ServingMonitor
 from api.watcher import Watcher
 from model_store.settings import Settings
 from model_store.specs import ModelSpec, load_specs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from model_store.monitoring import ConceptDriftState, ErrorRateState, MetricPoint, ServedState, State
+from model_store.monitor_reports import ConceptDriftState, ErrorRateState, MetricPoint, ServedState, State
 
 PSI_TEST = "PSI (population stability index) on the training quantile bins"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_store.events import Task, clean_features
+from api.errors import ApiError
+from model_store.event_schema import Task, clean_features
 
 
-class UnusableFeatures(ValueError):
+class UnusableFeatures(ApiError, ValueError):
     """The model cannot use these features (e.g. a string where it learned numbers)."""
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from api.manager import Served
-from api.monitoring import ServingMonitor
 from api.prediction_log import PredictionLog
+from api.serving_monitor import ServingMonitor
 from model_store.specs import ModelSpec
 
 JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY

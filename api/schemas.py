@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_store.events import MAX_FEATURES, FeatureValue, ShortStr
+from model_store.event_schema import MAX_FEATURES, FeatureValue, ShortStr
 
 MAX_BATCH = 1_000
 """Most instances in one batch request."""

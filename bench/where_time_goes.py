@@ -36,7 +36,7 @@ from river import datasets, linear_model, metrics, preprocessing, tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_store.specs import ModelSpec  # noqa: E402
-from stream.events import decode_many  # noqa: E402
+from stream.decoding import decode_many  # noqa: E402
 from stream.fetcher import MAX_POLL_RECORDS, Batch  # noqa: E402
 from stream.learner import Learner  # noqa: E402
 

@@ -19,6 +19,7 @@ import orjson
 import redis
 from pydantic import BaseModel
 
+from model_store.errors import ModelStoreError
 from model_store.keys import ModelKeys, fleet_members
 
 # KEYS: lease, epoch. ARGV: owner, ttl ms, holder JSON (without epoch).
@@ -91,7 +92,7 @@ class TrainerStatus(Holder):
     last_checkpoint_at: datetime | None = None
 
 
-class Fenced(RuntimeError):
+class Fenced(ModelStoreError, RuntimeError):
     """A write by a trainer whose lease was granted to another since (a newer epoch)."""
 
     def __init__(self, model: str, epoch: int, current: int | None) -> None:

@@ -9,8 +9,10 @@ from typing import Any
 
 import orjson
 
+from model_store.errors import ModelStoreError
 
-class SourceError(ValueError):
+
+class SourceError(ModelStoreError, ValueError):
     """The input file cannot be read as records; the message names the file and line."""
 
 

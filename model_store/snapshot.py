@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 import river
 from pydantic import BaseModel, ConfigDict, Field
 
-from model_store.events import Task
+from model_store.errors import ModelStoreError
+from model_store.event_schema import Task
 from model_store.feature_stats import FeatureStats
 
 # Fields added after snapshots were first signed: left out of the signed payload while
@@ -53,7 +54,7 @@ class Runtime(NamedTuple):
         return f"Python {self.python} / River {self.river}"
 
 
-class IncompatibleSnapshot(RuntimeError):
+class IncompatibleSnapshot(ModelStoreError, RuntimeError):
     """The snapshot was written by another Python or River, or its signature is wrong."""
 
 

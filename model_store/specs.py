@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from model_store.events import Task
+from model_store.errors import ModelStoreError
+from model_store.event_schema import Task
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -32,7 +33,7 @@ DEFAULT_METRICS: dict[str, list[str]] = {"classification": ["Accuracy"], "regres
 """What a model YAML without ``metrics`` is scored with, per task."""
 
 
-class SpecError(ValueError):
+class SpecError(ModelStoreError, ValueError):
     """A model YAML is unreadable or invalid; the message names the file and the field."""
 
 
@@ -58,7 +59,7 @@ class CheckpointPolicy(BaseModel):
     )
 
 
-class DelayedLabels(BaseModel):
+class DelayedLabelsConfig(BaseModel):
     """Predict now, learn when the label arrives (docs/delayed-labels.md)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -201,7 +202,7 @@ class ModelSpec(BaseModel):
     rolling_window: int = Field(default=1000, ge=1)
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     partitions: int = Field(default=1, ge=1, description="Partitions when the trainer creates the topic.")
-    delayed_labels: DelayedLabels = DelayedLabels()
+    delayed_labels: DelayedLabelsConfig = DelayedLabelsConfig()
     promotion: PromotionPolicy = PromotionPolicy()
     drift: DriftConfig = DriftConfig()
     error_rate: ErrorRateConfig = ErrorRateConfig()

@@ -22,6 +22,7 @@ import orjson
 import redis
 from pydantic import BaseModel, Field
 
+from model_store.errors import ModelStoreError
 from model_store.keys import ModelKeys, models_index
 from model_store.leases import Fenced, Holder, Leases, TrainerStatus
 from model_store.redis_client import TIMEOUTS, redis_client
@@ -33,7 +34,7 @@ AUDIT_MAXLEN = 1_000
 log = logging.getLogger(__name__)
 
 
-class StoreError(RuntimeError):
+class StoreError(ModelStoreError, RuntimeError):
     """Root of the store's errors."""
 
 

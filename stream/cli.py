@@ -10,7 +10,7 @@ from model_store.records import SourceError
 from model_store.settings import Settings
 from model_store.specs import ModelSpec
 from stream.publish import dataset_events, dataset_size, file_events, publish
-from stream.replay_delayed import ApiError, replay_delayed
+from stream.replay_delayed import ApiUnavailable, replay_delayed
 
 
 def publish_command(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
@@ -44,7 +44,7 @@ def publish_command(args: argparse.Namespace, settings: Settings, spec: ModelSpe
             partitions=spec.partitions,
             client_options=settings.kafka_client_options(),
         )
-    except (SourceError, ApiError, OSError) as exc:
+    except (SourceError, ApiUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"published {sent} events to {spec.topic}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from model_store.events import clean_features
+from model_store.event_schema import clean_features
 from model_store.specs import ModelSpec
 from stream.checkpoints import Later
 from stream.joiner import Joined, Joiner, Unjoinable
@@ -46,7 +46,7 @@ class DelayedLabels:
         return {"prediction_offsets": dict(self.offsets), "served": self.served_summary()}
 
     def served_summary(self) -> dict[str, Any]:
-        """The scores of served predictions (model_store.monitoring.ServedState's shape)."""
+        """The scores of served predictions (model_store.monitor_reports.ServedState's shape)."""
         return self.scores.summary(self.joiner.counts)
 
     def on_predictions(self, partition: int, records: list) -> list[Joined]:

@@ -30,7 +30,7 @@ from model_store.settings import Settings
 from model_store.specs import load_specs
 from stream.local_services import CACHE, KafkaServer, RedisServer, free_port
 from stream.publish import dataset_events, publish
-from stream.replay_delayed import ApiError, replay_delayed
+from stream.replay_delayed import ApiUnavailable, replay_delayed
 
 DATASETS = {"classification": "Phishing", "regression": "TrumpApproval"}
 LABEL_DELAY_SECONDS = 3.0
@@ -68,7 +68,7 @@ def _replay_delayed_forever(
                 stop=stop,
                 progress=False,
             )
-        except ApiError:
+        except ApiUnavailable:
             stop.wait(2.0)  # no version served yet, or the API restarts
 
 

@@ -5,7 +5,7 @@ linear model when done in Python, and decoding an event's JSON and checking it a
 the schema costs more on top (docs/benchmarks.md has the figures). The fetcher process
 uses librdkafka (confluent-kafka), whose native threads parse far faster, assigns the
 partitions, seeks where the trainer says, polls,
-decodes the values of the event topics (``stream.events.decode_many``), and hands
+decodes the values of the event topics (``stream.decoding.decode_many``), and hands
 the trainer batches of raw values, decoded events and offsets through a pipe:
 unpickling a decoded event costs the trainer a fraction of decoding it. Everything
 else (topics, producers, the CLI, the API's log) stays on kafka-python.
@@ -15,7 +15,7 @@ checkpoints) and skips any record below the offset it expects, so a fetcher that
 dies and is started again from the trainer's offsets repeats and loses nothing.
 
 Keep this module light: the fetcher process imports it, confluent-kafka and the
-event decoder only (stream.events: orjson, pydantic and the event schema).
+event decoder only (stream.decoding: orjson, pydantic and the event schema).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from stream.events import decode_many
+from stream.decoding import decode_many
+from stream.errors import StreamError
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,13 @@ class Batch:
     values: list[bytes | None]
     timestamps: list[int]
     highwater: int | None
-    events: list | None = None  # stream.events.Decoded per value, for an event topic
+    events: list | None = None  # stream.decoding.Decoded per value, for an event topic
 
     def record(self, i: int) -> Record:
         return Record(self.offsets[i], self.keys[i], self.values[i], self.timestamps[i])
 
 
-class FetcherError(RuntimeError):
+class FetcherError(StreamError, RuntimeError):
     """The fetcher process could not reach Kafka, or died; the trainer starts another later."""
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from river import base, metrics, utils
 
 from model_store.specs import ModelSpec
-from stream.monitors import Monitors
+from stream.learner_monitors import Monitors
 from stream.pipeline import build_metric, build_pipeline
 
 DEFAULT_SAMPLE = 2000

@@ -19,12 +19,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stream.errors import StreamError
+
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "configs" / "kafka" / "pom.xml"
 CACHE = Path(os.environ.get("STREAMLEARN_CACHE_DIR", ROOT / ".cache"))
 
 
-class ServiceError(RuntimeError):
+class ServiceError(StreamError, RuntimeError):
     """A local service could not be installed or started."""
 
 

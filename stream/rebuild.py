@@ -37,7 +37,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
-from model_store.events import Task
+from model_store.event_schema import Task
 from model_store.feature_stats import summarize
 from model_store.leases import Fenced
 from model_store.settings import Settings
@@ -45,7 +45,8 @@ from model_store.snapshot import RebuiltFrom, SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, StoreError
 from stream.checkpoints import Checkpointer
-from stream.events import BadEvent, LabelOnly, decode_many
+from stream.decoding import BadEvent, LabelOnly, decode_many
+from stream.errors import StreamError
 from stream.fetcher import Batch, Fetcher, FetcherError
 from stream.kafka_io import make_consumer
 from stream.learner import Learner
@@ -59,7 +60,7 @@ EXIT_TRAINER_RUNNING = 75
 once it is stopped)."""
 
 
-class RebuildError(RuntimeError):
+class RebuildError(StreamError, RuntimeError):
     """The rebuild cannot start or go on; the message says why and what to do."""
 
 

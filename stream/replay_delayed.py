@@ -14,11 +14,12 @@ from collections.abc import Iterable
 import orjson
 from tqdm import tqdm
 
+from stream.errors import StreamError
 from stream.kafka_io import make_producer
 from stream.publish import paced
 
 
-class ApiError(RuntimeError):
+class ApiUnavailable(StreamError, RuntimeError):
     """The prediction API refused or could not be reached."""
 
 
@@ -31,9 +32,9 @@ def predict(api: str, model: str, id_: str, features: dict, timeout: float = 5.0
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise ApiError(f"{exc.code} from {request.full_url}: {exc.read()[:300]!r}") from exc
+        raise ApiUnavailable(f"{exc.code} from {request.full_url}: {exc.read()[:300]!r}") from exc
     except OSError as exc:
-        raise ApiError(f"cannot reach {request.full_url}: {exc}") from exc
+        raise ApiUnavailable(f"cannot reach {request.full_url}: {exc}") from exc
 
 
 def replay_delayed(

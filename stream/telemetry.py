@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from model_store.monitoring import Detection, ErrorRateState, MetricPoint
+from model_store.monitor_reports import Detection, ErrorRateState, MetricPoint
 from model_store.snapshot import Runtime, SnapshotMeta
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore

@@ -27,8 +27,9 @@ from stream.backoff import Backoff
 from stream.challengers import Challengers
 from stream.checkpoints import CheckpointDue, Checkpointer, Prepared, Published, WriteReport
 from stream.dead_letters import DeadLetters
+from stream.decoding import Decoded, LabelOnly, decode_many
 from stream.delayed import DelayedLabels
-from stream.events import Decoded, LabelOnly, decode_many
+from stream.errors import StreamError
 from stream.fetcher import Batch, Fetcher, FetcherError, Record, read_again
 from stream.forked_child import ForkedChild, can_fork
 from stream.joiner import Joined, Unjoinable
@@ -66,7 +67,7 @@ def refusal(exc: RuntimeMismatch) -> str:
     )
 
 
-class CheckpointFailed(RuntimeError):
+class CheckpointFailed(StreamError, RuntimeError):
     """A forked checkpoint writer raised something else than a Redis error: a bug, not an
     outage, so the trainer stops as it would have with the same error inline."""
 

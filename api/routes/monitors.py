@@ -17,8 +17,8 @@ from api.deps import FeedDep, ManagerDep, ServingMonitorDep, require_known
 from api.feed import Listener, PointFeed
 from api.json_body import JSONBodyRoute
 from api.monitor_schemas import MonitorsReport
-from api.monitoring import monitors_report
 from api.schemas import POINT_EVENTS, errors
+from api.serving_monitor import monitors_report
 
 router = APIRouter(tags=["monitors"], route_class=JSONBodyRoute)
 KEEPALIVE_SECONDS = 15

@@ -13,7 +13,7 @@ from river import compose, datasets, linear_model, preprocessing
 
 import api.routes.predict
 from api.main import create_app
-from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
+from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore

@@ -23,7 +23,7 @@ from schemathesis.generation.meta import TestPhase
 
 from api.main import create_app
 from api.schemas import MAX_BATCH, MAX_BODY_BYTES
-from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
+from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore

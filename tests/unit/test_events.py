@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-import stream.events
-from stream.events import BadEvent, LabelOnly, decode, decode_many
+import stream.decoding
+from stream.decoding import BadEvent, LabelOnly, decode, decode_many
 
 
 def raw(obj) -> bytes:
@@ -78,14 +78,14 @@ def test_label_only_event_still_needs_a_label_that_fits_the_task():
 
 def test_decoding_many_refuses_what_breaks_the_decoder_and_goes_on(monkeypatch: pytest.MonkeyPatch):
     """The fetcher decodes: one value that makes the decoder itself fail must not stop it."""
-    real = stream.events.decode
+    real = stream.decoding.decode
 
     def flaky(raw, task):
         if raw == b"boom":
             raise RecursionError("maximum recursion depth exceeded")
         return real(raw, task)
 
-    monkeypatch.setattr(stream.events, "decode", flaky)
+    monkeypatch.setattr(stream.decoding, "decode", flaky)
     good = orjson.dumps({"features": {"a": 1.0}, "label": 1})
     first, broken, last = decode_many([good, b"boom", good], "classification")
     assert first == last == ({"a": 1.0}, 1)

@@ -18,11 +18,11 @@ from river import compose, datasets, linear_model, preprocessing
 from api.fast_predict import FastPredict, parse_body
 from api.limits import BodySizeLimit
 from api.manager import ModelManager, Served
-from api.monitoring import ServingMonitor
 from api.predicting import predict_features
 from api.responder import Responder
 from api.schemas import PredictRequest
-from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
+from api.serving_monitor import ServingMonitor
+from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH
 from model_store.snapshot import SnapshotMeta
 from model_store.specs import ModelSpec
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from model_store.settings import Settings
-from stream.events import BadEvent, LabelOnly
+from stream.decoding import BadEvent, LabelOnly
 from stream.fetcher import _batches, librdkafka_options
 
 

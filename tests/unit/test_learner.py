@@ -6,7 +6,7 @@ from river import compose, datasets, linear_model, metrics, preprocessing, utils
 
 from model_store.specs import ModelSpec
 from stream.learner import Learner, WindowedMetric
-from stream.monitors import Monitors
+from stream.learner_monitors import Monitors
 
 
 def modules_referenced(blob: bytes) -> set[str]:

@@ -10,7 +10,7 @@ from river.datasets import synth
 
 from model_store.specs import ModelSpec, SpecError
 from stream.learner import Learner
-from stream.monitors import ErrorWindows
+from stream.learner_monitors import ErrorWindows
 from stream.pipeline import validate_spec
 from tests.unit.test_learner import modules_referenced
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model_store.events import MAX_STRING_LENGTH
-from stream.events import BadEvent, LabelOnly, _plain, decode, decode_validated
+from model_store.event_schema import MAX_STRING_LENGTH
+from stream.decoding import BadEvent, LabelOnly, _plain, decode, decode_validated
 
 scalars = (
     st.none()

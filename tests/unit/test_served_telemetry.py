@@ -7,7 +7,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from river import metrics
 
-from model_store.monitoring import MetricPoint, ServedState
+from model_store.monitor_reports import MetricPoint, ServedState
 from model_store.settings import Settings
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore

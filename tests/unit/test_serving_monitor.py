@@ -10,7 +10,7 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from api.manager import ModelManager, Served
-from api.monitoring import PREDICT_BUCKETS, ServingMonitor
+from api.serving_monitor import PREDICT_BUCKETS, ServingMonitor
 from model_store.snapshot import SnapshotMeta
 from model_store.specs import ModelSpec
 from tests.helpers.prometheus import sample

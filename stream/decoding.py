@@ -7,7 +7,16 @@ import math
 import orjson
 from pydantic import ValidationError
 
-from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH, Event, Label, Task, clean_features, label_fits
+from model_store.event_schema import (
+    MAX_FEATURES,
+    MAX_STRING_LENGTH,
+    Event,
+    Label,
+    Task,
+    clean_features,
+    label_fits,
+)
+from stream.errors import StreamError
 
 
 class LabelOnly(Exception):
@@ -22,7 +31,7 @@ class LabelOnly(Exception):
         return LabelOnly, (self.id, self.label)
 
 
-class BadEvent(ValueError):
+class BadEvent(StreamError, ValueError):
     """The message cannot be learned from; ``reason`` goes to the dead-letter topic."""
 
     def __init__(self, reason: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from river import base
 
-from model_store.monitoring import (
+from model_store.monitor_reports import (
     ConceptDriftState,
     Detection,
     ErrorRateState,

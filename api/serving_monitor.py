@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from api.manager import ModelManager, Served
 from api.monitor_schemas import DataDriftState, FeatureDrift, MonitorsReport
 from model_store.feature_stats import psi_scores
-from model_store.monitoring import (
+from model_store.monitor_reports import (
     ConceptDriftState,
     Detection,
     ErrorRateState,
