@@ -64,15 +64,6 @@ class CheckpointDue:
         )
 
 
-@dataclass(frozen=True)
-class Later:
-    """A part of the state built where the checkpoint is written: in the forked child that
-    is its copy-on-write view of the trainer, so the learning thread does not pay for it
-    (the delayed-label join's positions: a walk over every pending prediction)."""
-
-    build: Callable[[], Any]
-
-
 @dataclass
 class Prepared:
     """A checkpoint assembled in the trainer, not written yet."""
@@ -166,8 +157,7 @@ class Checkpointer:
             cfg = self.spec.data_drift
             stats = summarize(list(prepared.sample), cfg.bins, max_features=cfg.max_features)
             meta = meta.model_copy(update={"feature_stats": stats})
-        state = {k: v.build() if isinstance(v, Later) else v for k, v in prepared.state.items()}
-        artefact, training = dump_parts(state)
+        artefact, training = dump_parts(prepared.state)
         decision = self.gate.decide(meta, prepared.bigger_is_better)
         # a reset or a promotion is the operator's decision: always served
         forced = meta.promotion is not None and meta.promotion.get("by") != "auto"

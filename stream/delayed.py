@@ -10,7 +10,6 @@ import orjson
 
 from model_store.event_schema import clean_features
 from model_store.specs import ModelSpec
-from stream.checkpoints import Later
 from stream.joiner import Joined, Joiner, Unjoinable
 from stream.served_scores import ServedScores
 
@@ -38,9 +37,7 @@ class DelayedLabels:
         return self.spec.predictions_topic
 
     def state(self) -> dict[str, Any]:
-        """The join's part is built where the checkpoint is written (``Later``): a walk over
-        every pending prediction, which the learning thread then does not wait for."""
-        return {"joiner": Later(self.joiner.state), "served": self.scores.state()}
+        return {"joiner": self.joiner.state(), "served": self.scores.state()}
 
     def meta_fields(self) -> dict[str, Any]:
         return {"prediction_offsets": dict(self.offsets), "served": self.served_summary()}

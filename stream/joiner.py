@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from stream.log_positions import JOINED, PENDING, SETTLED_EXPIRED, LogPositions
+from stream.log_positions import JOINED, PENDING, SETTLED_EXPIRED, SKIP, LogPositions
 
 At = tuple[int, int] | None
 """Where a logged prediction is: (partition, offset) in the prediction log; None for one
@@ -76,29 +76,27 @@ class Joiner:
         self.watermark_ms: int = state.get("watermark_ms", 0)
         self.unrestored = LogPositions.decode(state.get("positions", {}))
         """What to read again from the prediction log before the first label (``restore``)."""
+        self.positions = LogPositions()
+        """Each logged prediction's code, marked as it changes: what a checkpoint holds."""
+        self._unplaced = bool(self.predictions or self.settled)
+        """Whether any entry has no place in the log (a checkpoint from before positions, or
+        added without one): only then are entries walked to carry those whole."""
 
     def state(self) -> dict:
         """Builtins only, and bounded: the pending predictions and settled ids by their place
         in the prediction log, and whole only the few known by no place (early labels, and
         entries of a checkpoint from before positions)."""
-        positions = LogPositions()
-        carried_predictions, carried_settled = [], []
-        for id_, entry in self.predictions.items():
-            if entry[5] is None:
-                carried_predictions.append((id_, entry))
-            else:
-                positions.mark(entry[5], PENDING)
-        for id_, (how, at) in self.settled.items():
-            if at is None:
-                carried_settled.append((id_, (how, at)))
-            else:
-                positions.mark(at, JOINED if how == "joined" else SETTLED_EXPIRED)
-        positions.merge(self.unrestored)  # not read back yet: kept as they were
+        positions = self.positions
+        if self.unrestored:  # not read back yet: kept as they were
+            positions = positions.copy()
+            positions.merge(self.unrestored)
         return {
             "positions": positions.encode(),
-            "predictions": carried_predictions,
+            "predictions": [(i, e) for i, e in self.predictions.items() if e[5] is None]
+            if self._unplaced
+            else [],
             "labels": list(self.labels.items()),
-            "settled": carried_settled,
+            "settled": [(i, s) for i, s in self.settled.items() if s[1] is None] if self._unplaced else [],
             "counts": dict(self.counts),
             "watermark_ms": self.watermark_ms,
         }
@@ -122,8 +120,10 @@ class Joiner:
         code = self.unrestored.take(at)
         if code == PENDING and id_ not in self.predictions:
             self.predictions[id_] = (ts_ms, features, prediction, proba, version, at)
+            self.positions.mark(at, code)
         elif code in (JOINED, SETTLED_EXPIRED) and id_ not in self.settled:
             self.settled[id_] = ("joined" if code == JOINED else "expired", at)
+            self.positions.mark(at, code)
 
     def finish_restore(self) -> int:
         """After reading the log again: order entries as they arrived, and count the pending
@@ -137,8 +137,14 @@ class Joiner:
 
     def _settle(self, id_: str, how: str, at: At) -> None:
         self.settled[id_] = (how, at)
+        if at is not None:
+            self.positions.mark(at, JOINED if how == "joined" else SETTLED_EXPIRED)
+        else:
+            self._unplaced = True
         if len(self.settled) > 2 * self.max_pending:
-            self.settled.popitem(last=False)
+            _, (_, forgotten) = self.settled.popitem(last=False)
+            if forgotten is not None:
+                self.positions.mark(forgotten, SKIP)
 
     def add_prediction(
         self,
@@ -161,6 +167,10 @@ class Joiner:
             self._settle(id_, "joined", at)
             return Joined(id_, features, label, prediction, proba, version, max(0, label_ts - ts_ms))
         self.predictions[id_] = (ts_ms, features, prediction, proba, version, at)
+        if at is not None:
+            self.positions.mark(at, PENDING)
+        else:
+            self._unplaced = True
         if len(self.predictions) > self.max_pending:
             old_id, old = self.predictions.popitem(last=False)
             self.counts["expired"] += 1

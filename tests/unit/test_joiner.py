@@ -1,5 +1,8 @@
 import pickle
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stream.joiner import Joined, Joiner, Unjoinable
 
 
@@ -139,3 +142,37 @@ def test_a_checkpoint_written_before_positions_still_loads_and_is_carried_whole(
     assert j.add_label("b", 7, False, b"b").reason.startswith("duplicate")
     j.add_prediction("c", 8, {"x": 2}, True, None, 3)  # no place in the log: carried whole
     assert [id_ for id_, _ in j.state()["predictions"]] == ["c"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["predict", "label", "expire"]), st.integers(0, 30), st.integers(0, 50)),
+        min_size=40,
+        max_size=200,
+    )
+)
+def test_what_a_checkpoint_holds_by_position_comes_back_whole_from_the_log(ops):
+    """Any history: the joiner read back from (checkpoint, log) equals the one that wrote it,
+    in what it holds pending, what it remembers as settled, and its counts."""
+    j = Joiner(max_age_ms=40, max_pending=5)
+    log: dict[int, tuple[str, int]] = {}  # offset -> (id, ts): the prediction log
+    ts = 0
+    for op, n, step in ops:
+        ts += step % 7
+        if op == "predict":
+            offset = len(log)
+            log[offset] = (f"id{n}", ts)
+            j.add_prediction(f"id{n}", ts, {"x": n}, True, None, 1, at=(0, offset))
+        elif op == "label":
+            j.add_label(f"id{n}", ts, True, b"raw")
+        else:
+            j.watermark_ms = max(j.watermark_ms, ts)
+            j.expire()
+    back = Joiner(max_age_ms=40, max_pending=5, state=pickle.loads(pickle.dumps(j.state())))
+    for offset, (id_, at_ts) in log.items():
+        back.restore((0, offset), id_, at_ts, {"x": int(id_[2:])}, True, None, 1)
+    assert back.finish_restore() == 0
+    assert dict(back.predictions) == dict(j.predictions)
+    assert dict(back.settled) == dict(j.settled)
+    assert back.counts == j.counts and back.labels == j.labels
