@@ -72,8 +72,14 @@ class MemoryState:
 
     @property
     def full(self) -> bool:
-        """Writes are refused rather than evicting, and the next version would not fit."""
-        return self.maxmemory > 0 and self.policy == "noeviction" and self.used + self.needed > self.maxmemory
+        """Writes are refused rather than evicting, and the next version would not fit. It
+        needs its size twice while it is written: the transaction's commands wait in the
+        client's query buffer, which Redis counts as used, until EXEC stores them."""
+        return (
+            self.maxmemory > 0
+            and self.policy == "noeviction"
+            and self.used + 2 * self.needed > self.maxmemory
+        )
 
     def __str__(self) -> str:
         limit = f"of maxmemory {self.maxmemory}" if self.maxmemory else "(no maxmemory)"
