@@ -37,6 +37,11 @@ class DelayedLabels:
     def topic(self) -> str:
         return self.spec.predictions_topic
 
+    @property
+    def pending(self) -> int:
+        """Logged predictions waiting for their label."""
+        return len(self.joiner.predictions)
+
     def state(self) -> dict[str, Any]:
         """The join's part is built where the checkpoint is written (``Later``): a walk over
         every pending prediction, which the learning thread then does not wait for."""
