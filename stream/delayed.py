@@ -11,7 +11,7 @@ import orjson
 from model_store.events import clean_features
 from model_store.specs import ModelSpec
 from stream.checkpoints import Later
-from stream.joiner import Joined, Joiner, Unjoinable
+from stream.joiner import Joined, Joiner, Logged, Unjoinable
 from stream.served_scores import ServedScores
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class DelayedLabels:
         for record in records:
             logged = self._read(record)
             if logged is not None:
-                self.joiner.restore((partition, record.offset), *logged)
+                self.joiner.restore((partition, record.offset), logged)
 
     def finish_restore(self) -> None:
         lost = self.joiner.finish_restore()
@@ -88,8 +88,8 @@ class DelayedLabels:
                 lost,
             )
 
-    def _read(self, record: Any) -> tuple | None:
-        """(id, ts, features, prediction, proba, version) of a log record; None if unreadable."""
+    def _read(self, record: Any) -> Logged | None:
+        """What a record of the prediction log says; None if it is unreadable."""
         try:
             logged = orjson.loads(record.value)
             id_, features = logged["id"], logged["features"]
@@ -98,7 +98,7 @@ class DelayedLabels:
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.warning("%s: unreadable prediction log record at %d: %s", self.topic, record.offset, exc)
             return None
-        return (
+        return Logged(
             id_,
             record.timestamp,
             clean_features(features),
