@@ -112,8 +112,7 @@ class DelayedLabels:
 
     def advance(self, ts_ms: int) -> None:
         """Event time moves with every record the trainer reads, not only labels and predictions."""
-        if ts_ms > self.joiner.watermark_ms:
-            self.joiner.watermark_ms = ts_ms
+        self.joiner.advance(ts_ms)
 
     def expire(self) -> list[Unjoinable]:
         return self.joiner.expire()

@@ -199,6 +199,11 @@ class Joiner:
             return self._refuse("unknown", old_id, old_label, old_raw, why)
         return None
 
+    def advance(self, ts_ms: int) -> None:
+        """Event time is at least ``ts_ms`` (a record of any topic was read); it never goes back."""
+        if ts_ms > self.watermark_ms:
+            self.watermark_ms = ts_ms
+
     def expire(self) -> list[Unjoinable]:
         """Drop what is older than max_age behind the watermark; return the labels refused."""
         horizon = self.watermark_ms - self.max_age_ms
