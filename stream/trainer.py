@@ -103,7 +103,7 @@ class Trainer:
         key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
         self._signing_key = key
         learner = Learner.from_spec(spec)
-        self.telemetry = TrainerTelemetry(spec, store, learner, None, clock=clock)
+        self.telemetry = TrainerTelemetry(spec, store, learner, None, clock=clock)  # the writer reports to it
         self._fresh(learner)
         self.dead_letters: DeadLetters | None = None
         self.resets = ResetRequests(spec, store, key, clock)
