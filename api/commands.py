@@ -1,8 +1,7 @@
 """The serving side's sub-commands of ``streamlearn``: serve, score.
 
-Registered through the ``streamlearn.commands`` entry point (pyproject.toml), so the
-shared CLI (model_store/cli.py) never names this side. Only argparse at import time:
-each handler imports what it runs when it runs.
+Found by the shared CLI through an entry point (model_store/cli.py says why); only
+argparse is imported here, each handler imports what it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from model_store.cli import require_signing_key, settings_of
+from model_store.cli import signed_settings
 from model_store.records import SourceError
 from model_store.store import CheckpointStore
 
@@ -19,8 +18,7 @@ from model_store.store import CheckpointStore
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.main import serve
 
-    settings = settings_of(args)
-    require_signing_key(settings)
+    settings = signed_settings(args)
     serve(settings, args.host, args.port)
     return 0
 
@@ -28,8 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from api.score import score_file
 
-    settings = settings_of(args)
-    require_signing_key(settings)
+    settings = signed_settings(args)
     store = CheckpointStore.from_settings(settings)
     key = settings.signing_key.get_secret_value().encode()
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115

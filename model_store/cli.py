@@ -51,6 +51,13 @@ def require_signing_key(settings: Settings) -> None:
         )
 
 
+def signed_settings(args: argparse.Namespace) -> Settings:
+    """``settings_of`` for a command that writes or loads checkpoints: the signing key is required."""
+    settings = settings_of(args)
+    require_signing_key(settings)
+    return settings
+
+
 def _store(args: argparse.Namespace) -> CheckpointStore:
     settings = settings_of(args)
     return CheckpointStore.from_settings(settings)

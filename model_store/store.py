@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis
@@ -28,6 +28,8 @@ from model_store.leases import Fenced, Holder, Leases, TrainerStatus
 from model_store.redis_client import TIMEOUTS, redis_client
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, sign
+
+T = TypeVar("T")
 
 AUDIT_MAXLEN = 1_000
 
@@ -108,24 +110,26 @@ class ServedPointer:
     promoted: int | None = None
 
 
-class ResetRequest(BaseModel):
+class OperatorRequest(BaseModel):
+    """A request the trainer applies (only it writes checkpoints): who asked, when, why, and
+    an id that tells it from a newer request replacing it."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    reason: str | None = None
+    by: str = "cli"
+    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class ResetRequest(OperatorRequest):
     """An operator's request that the trainer continue learning from ``version``."""
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     version: int
-    reason: str | None = None
-    by: str = "cli"
-    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
-class PromoteRequest(BaseModel):
+class PromoteRequest(OperatorRequest):
     """An operator's request that the trainer make ``challenger`` the champion."""
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     challenger: str
-    reason: str | None = None
-    by: str = "cli"
-    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class CheckpointStore:
@@ -684,24 +688,21 @@ class CheckpointStore:
 
     def fetch_latest_parts(self, model: str) -> tuple[SnapshotMeta, bytes, bytes | None] | None:
         """Newest version's ``fetch_parts``, retrying if retention removes it meanwhile."""
-        for _ in range(5):
-            version = self.latest_version(model)
-            if version is None:
-                return None
-            try:
-                return self.fetch_parts(model, version)
-            except VersionNotFound:
-                continue
-        raise StoreError(f"model '{model}': latest version keeps disappearing")
+        return self._fetch_newest(model, self.fetch_parts)
 
     def fetch_latest(self, model: str) -> tuple[SnapshotMeta, bytes] | None:
         """Newest version, retrying if retention removes it between the two reads."""
+        return self._fetch_newest(model, self.fetch)
+
+    def _fetch_newest(self, model: str, fetch: Callable[[str, int], T]) -> T | None:
+        """``fetch(model, newest version)``; None without versions. Retention may remove the
+        newest between reading its number and its parts: then the new newest is read."""
         for _ in range(5):
             version = self.latest_version(model)
             if version is None:
                 return None
             try:
-                return self.fetch(model, version)
+                return fetch(model, version)
             except VersionNotFound:
                 continue
         raise StoreError(f"model '{model}': latest version keeps disappearing")

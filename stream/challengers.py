@@ -182,6 +182,20 @@ class Challengers:
                     exc,
                 )
 
+    def was_promoted(self, name: str) -> bool:
+        """Whether ``name`` became the champion already: by the version this trainer resumed
+        from, when it stopped before the request was removed."""
+        return name in self.promoted and name not in self.members
+
+    def why_not_promote(self, name: str) -> str | None:
+        """Why ``name`` cannot become the champion (no such challenger, or disabled); None if it can."""
+        member = self.members.get(name)
+        if member is None:
+            return f"no challenger '{name}'; challengers: {sorted(self.members)}"
+        if member.error is not None:
+            return f"challenger '{name}' is disabled: {member.error}"
+        return None
+
     def promote(self, name: str, champion: Learner, former: str) -> Learner:
         """Make challenger ``name`` the champion (its learned state, no relearning, fresh monitors);
         the champion stays on as challenger ``former``. Returns the new champion's learner."""

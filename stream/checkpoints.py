@@ -52,6 +52,19 @@ class CheckpointDue:
         self.events = 0
         self.since = self.clock()
 
+    def count(self, n: int = 1) -> None:
+        """``n`` more events learned since the last checkpoint."""
+        self.events += n
+
+    def left(self) -> int:
+        """Events until a checkpoint is due by count (at least 1): where a run of learning ends."""
+        return max(self.every_events - self.events, 1)
+
+    def by_count(self, taken: int = 0) -> bool:
+        """Due by count, counting from ``taken`` (the count when the checkpoint being written was
+        taken) rather than from the last one published."""
+        return self.events - taken >= self.every_events
+
     def published(self, events: int, since: float) -> None:
         """A checkpoint including the first ``events`` counted events, taken at ``since``, was
         published; events counted after it was taken (while a child wrote it) still count."""
@@ -116,6 +129,20 @@ class Checkpointer:
         self.auto_rollback = AutoRollback(spec, store) if spec.promotion.auto_rollback else None
         self.feature_stats: dict[str, FeatureStats] = {}  # data-drift reference, carried over a restart
         self._stats_at = 0  # n_learned of the version whose feature_stats this process computed last
+
+    def resume_from(self, meta: SnapshotMeta) -> None:
+        """The trainer restored ``meta``'s version: it is the next one's parent, and its feature
+        statistics stay the data-drift reference until new ones are due."""
+        self.parent = meta.version
+        self.feature_stats = meta.feature_stats
+
+    def branch_from(self, version: int) -> None:
+        """The next version continues ``version``'s state (a reset), so it is its parent."""
+        self.parent = version
+
+    def fence_with(self, epoch: int | None) -> None:
+        """Every write from now on is refused unless ``epoch`` still holds the model's lease."""
+        self.epoch = epoch
 
     def prepare(
         self,

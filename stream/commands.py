@@ -1,8 +1,7 @@
 """The training side's sub-commands of ``streamlearn``: train, rebuild, publish, demo.
 
-Registered through the ``streamlearn.commands`` entry point (pyproject.toml), so the
-shared CLI (model_store/cli.py) never names this side. Only argparse at import time:
-each handler imports what it runs when it runs.
+Found by the shared CLI through an entry point (model_store/cli.py says why); only
+argparse is imported here, each handler imports what it runs.
 """
 
 from __future__ import annotations
@@ -10,23 +9,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_store.cli import require_signing_key, settings_of, spec_of
+from model_store.cli import settings_of, signed_settings, spec_of
 from model_store.specs import load_specs
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from stream.trainer import run_trainer
 
-    settings = settings_of(args)
-    require_signing_key(settings)
+    settings = signed_settings(args)
     return run_trainer(spec_of(settings, args.model), settings)
 
 
 def cmd_train_all(args: argparse.Namespace) -> int:
     from stream.fleet import run_fleet
 
-    settings = settings_of(args)
-    require_signing_key(settings)
+    settings = signed_settings(args)
     heartbeat = Path(args.heartbeat) if args.heartbeat else None
     return run_fleet(load_specs(settings.models_dir), settings, heartbeat)
 
@@ -34,8 +31,7 @@ def cmd_train_all(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from stream.rebuild import rebuild_command
 
-    settings = settings_of(args)
-    require_signing_key(settings)
+    settings = signed_settings(args)
     return rebuild_command(args, settings, spec_of(settings, args.model))
 
 

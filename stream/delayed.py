@@ -10,7 +10,7 @@ import orjson
 
 from model_store.event_schema import clean_features
 from model_store.specs import ModelSpec
-from stream.joiner import Joined, Joiner, Unjoinable
+from stream.joiner import Joined, Joiner, Logged, Unjoinable
 from stream.served_scores import ServedScores
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,11 @@ class DelayedLabels:
     @property
     def topic(self) -> str:
         return self.spec.predictions_topic
+
+    @property
+    def pending(self) -> int:
+        """Logged predictions waiting for their label."""
+        return len(self.joiner.predictions)
 
     def state(self) -> dict[str, Any]:
         return {"joiner": self.joiner.state(), "served": self.scores.state()}
@@ -69,7 +74,7 @@ class DelayedLabels:
         for record in records:
             logged = self._read(record)
             if logged is not None:
-                self.joiner.restore((partition, record.offset), *logged)
+                self.joiner.restore((partition, record.offset), logged)
 
     def finish_restore(self) -> None:
         lost = self.joiner.finish_restore()
@@ -80,8 +85,8 @@ class DelayedLabels:
                 lost,
             )
 
-    def _read(self, record: Any) -> tuple | None:
-        """(id, ts, features, prediction, proba, version) of a log record; None if unreadable."""
+    def _read(self, record: Any) -> Logged | None:
+        """What a record of the prediction log says; None if it is unreadable."""
         try:
             logged = orjson.loads(record.value)
             id_, features = logged["id"], logged["features"]
@@ -90,7 +95,7 @@ class DelayedLabels:
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.warning("%s: unreadable prediction log record at %d: %s", self.topic, record.offset, exc)
             return None
-        return (
+        return Logged(
             id_,
             record.timestamp,
             clean_features(features),
@@ -104,8 +109,7 @@ class DelayedLabels:
 
     def advance(self, ts_ms: int) -> None:
         """Event time moves with every record the trainer reads, not only labels and predictions."""
-        if ts_ms > self.joiner.watermark_ms:
-            self.joiner.watermark_ms = ts_ms
+        self.joiner.advance(ts_ms)
 
     def expire(self) -> list[Unjoinable]:
         return self.joiner.expire()

@@ -28,6 +28,7 @@ import orjson
 
 from model_store.settings import Settings
 from model_store.specs import load_specs
+from stream.backoff import Backoff
 from stream.local_services import CACHE, KafkaServer, RedisServer, free_port
 from stream.publish import dataset_events, publish
 from stream.replay_delayed import ApiUnavailable, replay_delayed
@@ -55,6 +56,7 @@ def _replay_delayed_forever(
 ) -> None:
     """Predictions through the API now, labels later; waits (and waits again) while the
     API has no version of the model to serve."""
+    backoff = Backoff(first=2.0, longest=5.0)
     while not stop.is_set():
         try:
             replay_delayed(
@@ -69,7 +71,7 @@ def _replay_delayed_forever(
                 progress=False,
             )
         except ApiUnavailable:
-            stop.wait(2.0)  # no version served yet, or the API restarts
+            backoff.wait(stop)  # no version served yet, or the API restarts
 
 
 def run_demo(args: argparse.Namespace) -> int:

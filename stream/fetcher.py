@@ -27,6 +27,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from stream.backoff import Backoff
 from stream.decoding import decode_many
 from stream.errors import StreamError
 
@@ -160,6 +162,31 @@ class Fetcher:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+
+def fetch_or_restart(
+    fetcher: Fetcher,
+    timeout: float,
+    wanted: Callable[[], dict[str, dict[int, int]]],
+    backoff: Backoff,
+    stop: threading.Event,
+    name: str,
+) -> list[Batch] | None:
+    """``fetcher.get(timeout)``, and ``backoff`` starts over once batches arrive. None when
+    the fetcher died or cannot reach Kafka: it is started again, after a backoff, from
+    ``wanted()`` (the offsets its reader has not learned yet, so nothing repeats or is lost)."""
+    try:
+        batches = fetcher.get(timeout)
+    except FetcherError as exc:
+        delay = backoff.next()
+        log.warning("%s: %s; starting the fetcher again in %.1fs", name, exc, delay)
+        fetcher.stop()
+        backoff.wait(stop, delay)
+        fetcher.start(wanted())
+        return None
+    if batches:
+        backoff.reset()
+    return batches
 
 
 def _widen(fd: int) -> None:

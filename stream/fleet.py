@@ -51,6 +51,7 @@ from model_store.settings import Settings
 from model_store.snapshot import running_runtime
 from model_store.specs import ModelSpec, SpecError
 from model_store.store import CheckpointStore
+from stream.backoff import Backoff
 from stream.forked_child import death_signal_setter
 from stream.local_services import free_port
 from stream.pipeline import validate_spec
@@ -88,6 +89,7 @@ class ModelSlot:
     worker: WorkerProcess | None = None
     restarts: int = 0
     retry_at: float = 0.0
+    backoff: Backoff = field(default_factory=lambda: Backoff(first=1.0, longest=30.0))  # between restarts
     cooldown_until: float = 0.0
     refused: bool = False  # its checkpoint needs another runtime (exit 78): not restarted
     crashes: list[float] = field(default_factory=list)
@@ -209,11 +211,11 @@ class Fleet:
             self._show_refusal(name)
             return
         slot.restarts += 1
-        delay = min(2 ** min(slot.restarts - 1, 5), 30)
+        delay = slot.backoff.next()
         slot.retry_at = now + delay
         self._restarts.labels(name).inc()
         log.error(
-            "fleet: the worker of %s exited with %s; restarting it in %ds (restart %d)",
+            "fleet: the worker of %s exited with %s; restarting it in %.0fs (restart %d)",
             name,
             code,
             delay,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.log_positions import JOINED, PENDING, SETTLED_EXPIRED, SKIP, LogPositions
 
@@ -34,6 +34,17 @@ class Joined:
     proba: dict | None
     version: int | None
     delay_ms: int
+
+
+class Logged(NamedTuple):
+    """A served prediction as the API logged it (one record of the prediction log)."""
+
+    id: str
+    ts_ms: int
+    features: dict
+    prediction: Any
+    proba: dict | None
+    version: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,21 +116,12 @@ class Joiner:
     def restoring(self) -> bool:
         return bool(self.unrestored)
 
-    def restore(
-        self,
-        at: tuple[int, int],
-        id_: str,
-        ts_ms: int,
-        features: dict,
-        prediction: Any,
-        proba: dict | None,
-        version: int | None,
-    ) -> None:
+    def restore(self, at: tuple[int, int], logged: Logged) -> None:
         """A record of the prediction log read again after a restart: back as it was at the
         checkpoint (pending, or remembered as settled); counts and watermark untouched."""
-        code = self.unrestored.take(at)
+        code, id_ = self.unrestored.take(at), logged.id
         if code == PENDING and id_ not in self.predictions:
-            self.predictions[id_] = (ts_ms, features, prediction, proba, version, at)
+            self.predictions[id_] = (*logged[1:], at)
             self.positions.mark(at, code)
         elif code in (JOINED, SETTLED_EXPIRED) and id_ not in self.settled:
             self.settled[id_] = ("joined" if code == JOINED else "expired", at)
@@ -184,42 +186,33 @@ class Joiner:
         if pending is not None:
             pred_ts, features, prediction, proba, version, at = pending
             if ts_ms - pred_ts > self.max_age_ms:
-                self.counts["late"] += 1
                 self._settle(id_, "expired", at)
-                return Unjoinable(
-                    id_,
-                    label,
-                    f"expired: label came {ts_ms - pred_ts} ms after the "
-                    f"prediction, more than max_age {self.max_age_ms} ms",
-                    raw,
+                came = f"label came {ts_ms - pred_ts} ms after the prediction"
+                return self._refuse(
+                    "late", id_, label, raw, f"expired: {came}, more than max_age {self.max_age_ms} ms"
                 )
             self.counts["hit"] += 1
             self._settle(id_, "joined", at)
             return Joined(id_, features, label, prediction, proba, version, max(0, ts_ms - pred_ts))
         how = self.settled.get(id_, (None, None))[0]
         if how == "expired":
-            self.counts["late"] += 1
-            return Unjoinable(
-                id_,
-                label,
-                f"expired: the prediction {id_} expired (max_age "
-                f"{self.max_age_ms} ms or max_pending {self.max_pending})",
-                raw,
-            )
+            limits = f"max_age {self.max_age_ms} ms or max_pending {self.max_pending}"
+            return self._refuse("late", id_, label, raw, f"expired: the prediction {id_} expired ({limits})")
         if how == "joined" or id_ in self.labels:
-            self.counts["duplicate"] += 1
-            return Unjoinable(id_, label, f"duplicate: a label for {id_} was already received", raw)
+            return self._refuse(
+                "duplicate", id_, label, raw, f"duplicate: a label for {id_} was already received"
+            )
         self.labels[id_] = (ts_ms, label, raw)
         if len(self.labels) > self.max_pending:
             old_id, (_, old_label, old_raw) = self.labels.popitem(last=False)
-            self.counts["unknown"] += 1
-            return Unjoinable(
-                old_id,
-                old_label,
-                f"unknown id: {old_id} (max_pending {self.max_pending} early labels exceeded)",
-                old_raw,
-            )
+            why = f"unknown id: {old_id} (max_pending {self.max_pending} early labels exceeded)"
+            return self._refuse("unknown", old_id, old_label, old_raw, why)
         return None
+
+    def advance(self, ts_ms: int) -> None:
+        """Event time is at least ``ts_ms`` (a record of any topic was read); it never goes back."""
+        if ts_ms > self.watermark_ms:
+            self.watermark_ms = ts_ms
 
     def expire(self) -> list[Unjoinable]:
         """Drop what is older than max_age behind the watermark; return the labels refused."""
@@ -237,16 +230,14 @@ class Joiner:
             if ts_ms >= horizon:
                 break
             self.labels.popitem(last=False)
-            self.counts["unknown"] += 1
-            refused.append(
-                Unjoinable(
-                    id_,
-                    label,
-                    f"unknown id: no prediction {id_} was logged within max_age {self.max_age_ms} ms",
-                    raw,
-                )
-            )
+            why = f"unknown id: no prediction {id_} was logged within max_age {self.max_age_ms} ms"
+            refused.append(self._refuse("unknown", id_, label, raw, why))
         return refused
+
+    def _refuse(self, outcome: str, id_: str, label: Any, raw: bytes, reason: str) -> Unjoinable:
+        """Count a label that cannot be joined under ``outcome`` (late, duplicate, unknown)."""
+        self.counts[outcome] += 1
+        return Unjoinable(id_, label, reason, raw)
 
 
 def _arrival(item: tuple[str, tuple]) -> tuple:

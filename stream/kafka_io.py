@@ -7,7 +7,7 @@ import logging
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,10 @@ def _max_message_bytes(admin: KafkaAdminClient, topics: list[str]) -> dict[str, 
     """Each topic's ``max.message.bytes`` as the broker applies it (its own or the broker's)."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None}) for t in topics]
     described = admin.describe_configs(resources, config_filter="all")["topic"]
-    return {t: int(described[t]["max.message.bytes"]["value"]) for t in topics}
+    try:
+        return {t: int(described[t]["max.message.bytes"]["value"]) for t in topics}
+    except KeyError:  # a topic created a moment ago may not be described yet: ask again later
+        raise KafkaError(f"the broker does not describe max.message.bytes of {topics} yet") from None
 
 
 def ensure_dead_letter_topic(bootstrap: str, source: str, dlq: str, **options: object) -> int:

@@ -125,6 +125,14 @@ class Learner:
         self.settle()
         return self._monitors
 
+    def at_version(self, version: int | None) -> None:
+        """This state is now part of ``version`` (the one resumed from, or the newest published):
+        drift detections from the next event on name it. What was learned before is settled
+        first, so its detections keep the version they happened under."""
+        monitors = self.monitors
+        if monitors is not None:
+            monitors.version = version
+
     def state(self) -> dict[str, Any]:
         """What a checkpoint pickles. The API reads only ``state['model']``."""
         monitors = self.monitors

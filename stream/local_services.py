@@ -50,6 +50,25 @@ def wait_for_port(
     raise ServiceError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def launch(args: list[str], log: Path) -> subprocess.Popen:
+    """Start a service in a session of its own (a Ctrl-C in the terminal is for the caller to
+    pass on), its output appended to ``log``."""
+    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen | None, kill: bool = False, timeout: float = 15.0) -> None:
+    """SIGTERM (SIGKILL with ``kill``) unless it has ended; SIGKILL after ``timeout`` seconds;
+    reaped either way."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def kafka_libs(cache: Path = CACHE) -> Path:
     """The broker's jars, fetched with Maven on first use."""
     libs = cache / "kafka" / "libs"
@@ -147,7 +166,7 @@ class KafkaServer:
             if fmt.returncode != 0:
                 raise ServiceError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         log = self.data_dir / "kafka.log"
-        self.proc = subprocess.Popen(
+        self.proc = launch(
             [
                 java,
                 f"-Xmx{self.heap}",
@@ -160,9 +179,7 @@ class KafkaServer:
                 "kafka.Kafka",
                 str(props),
             ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log,
         )
         deadline = time.monotonic() + timeout
         wait_for_port(self.port, timeout, self.proc, log)
@@ -185,14 +202,7 @@ class KafkaServer:
         raise ServiceError(f"Kafka on {self.bootstrap} answers no metadata\n{log.read_text()[-3000:]}")
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, kill, timeout=30)
 
 
 def redis_server_binary() -> str:
@@ -229,7 +239,7 @@ class RedisServer:
     def start(self, timeout: float = 20.0) -> RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "redis.log"
-        self.proc = subprocess.Popen(
+        self.proc = launch(
             [
                 redis_server_binary(),
                 "--port",
@@ -251,22 +261,13 @@ class RedisServer:
                     else []
                 ),
             ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log,
         )
         wait_for_port(self.port, timeout, self.proc, log)
         return self
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, kill, timeout=15)
 
 
 @dataclass
@@ -290,21 +291,12 @@ class RedisSentinel:
             f"sentinel failover-timeout {self.master} 5000\n"
         )
         log = self.data_dir / "sentinel.log"
-        self.proc = subprocess.Popen(
+        self.proc = launch(
             [redis_server_binary(), str(config), "--sentinel"],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log,
         )
         wait_for_port(self.port, timeout, self.proc, log)
         return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, kill=False, timeout=15)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import redis
 
 from model_store.leases import Holder, Leases, new_owner_id
+from stream.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,19 @@ class Ownership:
     def acquire(self, stop: threading.Event) -> bool:
         """Wait as a standby until the lease is ours (True) or ``stop`` is set (False)."""
         waiting_for: str | None = None
+        backoff = Backoff(first=1.0, longest=2.0)  # short: the standby must take over quickly
         while not stop.is_set():
             try:
                 if self.try_acquire():
                     return True
             except redis.RedisError as exc:
-                log.warning("%s: Redis not reachable for the lease (%s); retrying", self.model, exc)
-                stop.wait(1.0)
+                delay = backoff.next()
+                log.warning(
+                    "%s: Redis not reachable for the lease (%s); retrying in %.1fs", self.model, exc, delay
+                )
+                backoff.wait(stop, delay)
                 continue
+            backoff.reset()
             holder = self._holder()
             if holder is not None and holder.owner != waiting_for:
                 waiting_for = holder.owner

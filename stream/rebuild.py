@@ -28,7 +28,6 @@ import argparse
 import bisect
 import logging
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -44,10 +43,11 @@ from model_store.settings import Settings
 from model_store.snapshot import RebuiltFrom, SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, StoreError
+from stream.backoff import Backoff
 from stream.checkpoints import Checkpointer
 from stream.decoding import BadEvent, LabelOnly, decode_many
 from stream.errors import StreamError
-from stream.fetcher import Batch, Fetcher, FetcherError
+from stream.fetcher import Batch, Fetcher, fetch_or_restart
 from stream.kafka_io import make_consumer
 from stream.learner import Learner
 from stream.ownership import Ownership
@@ -143,22 +143,16 @@ def relearn(
         settings.kafka_bootstrap_servers, options, {spec.topic: dict(offsets)}, decode={spec.topic: spec.task}
     )
     bar = tqdm(total=todo.total, unit="event", desc=f"rebuild {spec.name}", disable=not progress)
-    delay = 0.5
+    backoff = Backoff()
     fetcher.start()
     try:
         while remaining:
             if ownership.lost.is_set():  # a trainer took the model: publishing would be refused
                 raise Fenced(spec.name, ownership.epoch or 0, None)
-            try:
-                batches = fetcher.get(timeout=0.5)
-            except FetcherError as exc:
-                log.warning("%s: %s; starting the fetcher again in %.1fs", spec.name, exc, delay)
-                fetcher.stop()
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                fetcher.start({spec.topic: dict(offsets)})
-                continue
-            for batch in batches:
+            batches = fetch_or_restart(
+                fetcher, 0.5, lambda: {spec.topic: dict(offsets)}, backoff, ownership.lost, spec.name
+            )
+            for batch in batches or ():
                 partition = batch.partition
                 if partition not in remaining:
                     continue

@@ -132,97 +132,93 @@ class TrainerTelemetry:
         self.point_every, self.idle_every = point_every, idle_every
         self.registry = registry or CollectorRegistry()
         model, r = spec.name, self.registry
-        self.consumed = Counter(
-            "streamlearn_events_consumed", "Kafka records consumed", ["model"], registry=r
-        ).labels(model)
-        self.learned = Counter(
-            "streamlearn_events_learned", "Events learned (test-then-train)", ["model"], registry=r
-        ).labels(model)
-        self._rejected = Counter(
-            "streamlearn_events_rejected",
-            "Events sent to the dead-letter topic",
-            ["model", "reason"],
-            registry=r,
+
+        def own(kind: type, name: str, documentation: str, **extra: Any) -> Any:
+            """A metric with one series, this model's."""
+            return kind(name, documentation, ["model"], registry=r, **extra).labels(model)
+
+        def by(kind: type, name: str, documentation: str, *labels: str) -> Any:
+            """A metric with a series per model and ``labels``."""
+            return kind(name, documentation, ["model", *labels], registry=r)
+
+        self.consumed = own(Counter, "streamlearn_events_consumed", "Kafka records consumed")
+        self.learned = own(Counter, "streamlearn_events_learned", "Events learned (test-then-train)")
+        self._rejected = by(
+            Counter, "streamlearn_events_rejected", "Events sent to the dead-letter topic", "reason"
         )
-        self._dead_failed = Counter(
+        self._dead_failed = own(
+            Counter,
             "streamlearn_dead_letters_failed",
             "Dead letters Kafka refused or did not acknowledge (each is retried; checkpoints wait)",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._dead_unacked = Gauge(
+        )
+        self._dead_unacked = own(
+            Gauge,
             "streamlearn_dead_letters_unacknowledged",
             "Dead letters not acknowledged yet at the last checkpoint attempt; above 0 holds checkpoints",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._pending = Gauge(
+        )
+        self._pending = own(
+            Gauge,
             "streamlearn_label_joins_pending",
             "Logged predictions waiting for their label (the delayed-label join's pending window)",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._challenger = Gauge(
+        )
+        self._challenger = by(
+            Gauge,
             "streamlearn_challenger_metric",
             "A challenger's prequential metric at the newest version (window: cumulative or rolling)",
-            ["model", "challenger", "metric", "window"],
-            registry=r,
+            "challenger",
+            "metric",
+            "window",
         )
-        self._challenger_p = Gauge(
+        self._challenger_p = by(
+            Gauge,
             "streamlearn_challenger_p_value",
             "p-value of the paired test of a challenger against the champion (small: a real difference)",
-            ["model", "challenger"],
-            registry=r,
+            "challenger",
         )
-        self._challenger_disabled = Gauge(
+        self._challenger_disabled = by(
+            Gauge,
             "streamlearn_challenger_disabled",
             "1 when the challenger raised on an event and was disabled (the error is on the leaderboard)",
-            ["model", "challenger"],
-            registry=r,
+            "challenger",
         )
-        self._challenger_served = Gauge(
+        self._challenger_served = by(
+            Gauge,
             "streamlearn_challenger_served_metric",
             "A challenger's main metric on the served requests whose labels joined (it predicts on "
             "their logged features before learning the label), at the newest version",
-            ["model", "challenger", "metric"],
-            registry=r,
+            "challenger",
+            "metric",
         )
-        self._challenger_served_p = Gauge(
+        self._challenger_served_p = by(
+            Gauge,
             "streamlearn_challenger_served_p_value",
             "p-value of the paired test of a challenger against the predictions actually served",
-            ["model", "challenger"],
-            registry=r,
+            "challenger",
         )
-        self._challenger_served_n = Gauge(
+        self._challenger_served_n = by(
+            Gauge,
             "streamlearn_challenger_served_requests",
             "Served requests whose labels joined that a challenger was scored on",
-            ["model", "challenger"],
-            registry=r,
+            "challenger",
         )
-        self._owns = Gauge(
+        self._owns = own(
+            Gauge,
             "streamlearn_trainer_owns_model",
             "1 while this trainer holds the model's lease, 0 while it is a standby",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._epoch = Gauge(
-            "streamlearn_trainer_lease_epoch",
-            "Fencing epoch of the lease this trainer holds",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._acquired = Counter(
+        )
+        self._epoch = own(
+            Gauge, "streamlearn_trainer_lease_epoch", "Fencing epoch of the lease this trainer holds"
+        )
+        self._acquired = own(
+            Counter,
             "streamlearn_trainer_lease_acquisitions",
             "Times this trainer took the model's lease (start-up or a hand-over)",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._fenced = Counter(
+        )
+        self._fenced = own(
+            Counter,
             "streamlearn_checkpoints_fenced",
             "Checkpoints refused because another trainer was granted the model's lease since",
-            ["model"],
-            registry=r,
-        ).labels(model)
+        )
         self.learn_seconds = LatencyBuckets(
             "streamlearn_learn_seconds",
             "Duration of one test-then-train step: predict, score, learn (one event in 16 is timed)",
@@ -230,65 +226,61 @@ class TrainerTelemetry:
             LEARN_BUCKETS,
         )
         r.register(self.learn_seconds)
-        self._metric = Gauge(
+        self._metric = by(
+            Gauge,
             "streamlearn_prequential_metric",
             "Prequential metric (window: cumulative or rolling)",
-            ["model", "metric", "window"],
-            registry=r,
+            "metric",
+            "window",
         )
-        self._error = Gauge(
+        self._error = by(
+            Gauge,
             "streamlearn_error_rate",
             "Error rate (mean absolute error for a regressor) over the last N events, or cumulative",
-            ["model", "window"],
-            registry=r,
+            "window",
         )
-        self._drift = Counter(
-            "streamlearn_drift_detections", "Concept drift detections", ["model", "detector"], registry=r
+        self._drift = by(
+            Counter, "streamlearn_drift_detections", "Concept drift detections", "detector"
         ).labels(model, spec.drift.detector)
-        self.checkpoint_seconds = Histogram(
+        self.checkpoint_seconds = own(
+            Histogram,
             "streamlearn_checkpoint_seconds",
             "Duration of a checkpoint (serialise, sign, publish)",
-            ["model"],
             buckets=CHECKPOINT_BUCKETS,
-            registry=r,
-        ).labels(model)
-        bytes_ = Gauge(
+        )
+        bytes_ = by(
+            Gauge,
             "streamlearn_checkpoint_bytes",
             "Size of the newest checkpoint, per part: artefact (what replicas load) or training",
-            ["model", "part"],
-            registry=r,
+            "part",
         )
         self.artefact_bytes, self.training_bytes = (
             bytes_.labels(model, "artefact"),
             bytes_.labels(model, "training"),
         )
-        self._store_full = Gauge(
+        self._store_full = own(
+            Gauge,
             "streamlearn_checkpoint_store_full",
             "1 while Redis refuses the model's checkpoints for memory and retention frees nothing",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self.retained_bytes = Gauge(
+        )
+        self.retained_bytes = own(
+            Gauge,
             "streamlearn_checkpoint_retained_bytes",
             "Bytes every retained version of the model holds in Redis (both parts)",
-            ["model"],
-            registry=r,
-        ).labels(model)
-        self._lag = Gauge(
-            "streamlearn_consumer_lag",
-            "Records in the topic not consumed yet",
-            ["model", "partition"],
-            registry=r,
         )
-        self.version_gauge = Gauge(
-            "streamlearn_trainer_version", "Newest version the trainer published", ["model"], registry=r
-        ).labels(model)
-        self._incompatible = Gauge(
+        self._lag = by(
+            Gauge, "streamlearn_consumer_lag", "Records in the topic not consumed yet", "partition"
+        )
+        self.version_gauge = own(Gauge, "streamlearn_trainer_version", "Newest version the trainer published")
+        self._incompatible = by(
+            Gauge,
             "streamlearn_checkpoint_incompatible",
             "1 while the trainer refuses to resume because its newest checkpoint was written by "
             "another Python or River (labels: the checkpoint's runtime and this trainer's)",
-            ["model", "checkpoint_python", "checkpoint_river", "running_python", "running_river"],
-            registry=r,
+            "checkpoint_python",
+            "checkpoint_river",
+            "running_python",
+            "running_river",
         )
         self.served = ServedMetrics(model)
         r.register(self.served)
@@ -427,29 +419,23 @@ class TrainerTelemetry:
         for partition, lag in lags.items():
             self._lag.labels(model, str(partition)).set(lag)
         monitors = learner.monitors
-        if monitors is None:
-            return MetricPoint(
-                time=time.time(),
-                n_learned=learner.n_learned,
-                version=self.version,
-                events_per_s=rate,
-                rejected=self._rejected_total,
-                lag=lags,
-                metrics=cumulative,
-                rolling=rolling,
-                error_rate=ErrorRateState(state="ok"),
-                served=served,
-                challengers=challengers or {},
-            )
-        error_rate = monitors.error_rate()
-        for window, value in [*error_rate.windows.items(), ("cumulative", error_rate.cumulative)]:
-            if value is not None:
-                self._error.labels(model, window).set(value)
-        new = monitors.total - self._reported
-        if new > 0:
-            self._drift.inc(new)
-        fresh: list[dict[str, Any]] = monitors.detections[-new:] if new > 0 else []
-        self._reported = monitors.total
+        drift: dict[str, Any] = {}  # the point's defaults while no monitors run
+        error_rate = ErrorRateState(state="ok")
+        if monitors is not None:
+            error_rate = monitors.error_rate()
+            for window, value in [*error_rate.windows.items(), ("cumulative", error_rate.cumulative)]:
+                if value is not None:
+                    self._error.labels(model, window).set(value)
+            new = monitors.total - self._reported
+            if new > 0:
+                self._drift.inc(new)
+            fresh: list[dict[str, Any]] = monitors.detections[-new:] if new > 0 else []
+            self._reported = monitors.total
+            drift = {
+                "drift_state": monitors.drift_state(learner.n_learned),
+                "drift_total": monitors.total,
+                "detections": [Detection(**d) for d in fresh],
+            }
         return MetricPoint(
             time=time.time(),
             n_learned=learner.n_learned,
@@ -460,11 +446,9 @@ class TrainerTelemetry:
             metrics=cumulative,
             rolling=rolling,
             error_rate=error_rate,
-            drift_state=monitors.drift_state(learner.n_learned),
-            drift_total=monitors.total,
-            detections=[Detection(**d) for d in fresh],
             served=served,
             challengers=challengers or {},
+            **drift,
         )
 
 

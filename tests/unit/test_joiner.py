@@ -3,7 +3,7 @@ import pickle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.joiner import Joined, Joiner, Unjoinable
+from stream.joiner import Joined, Joiner, Logged, Unjoinable
 
 
 def joiner(**kw) -> Joiner:
@@ -89,7 +89,7 @@ def restored(state: dict, records: dict[int, tuple[str, int]], max_pending: int 
     """A joiner from ``state`` that read back ``records`` (offset -> (id, ts)) of partition 0."""
     j = Joiner(max_age_ms=1000, max_pending=max_pending, state=pickle.loads(pickle.dumps(state)))
     for offset, (id_, ts) in records.items():
-        j.restore((0, offset), id_, ts, {"x": ts, "big": "f" * 100}, True, None, 1)
+        j.restore((0, offset), Logged(id_, ts, {"x": ts, "big": "f" * 100}, True, None, 1))
     j.finish_restore()
     return j
 
@@ -122,7 +122,7 @@ def test_a_record_read_twice_restores_nothing_twice_and_what_retention_removed_c
     state = j.state()
     back = Joiner(max_age_ms=1000, max_pending=10, state=state)
     for _ in range(2):  # a retried read
-        back.restore((0, 100), "p0", 0, {}, True, None, 1)
+        back.restore((0, 100), Logged("p0", 0, {}, True, None, 1))
     assert back.finish_restore() == 2  # p1 and p2 are no longer in the log
     assert list(back.predictions) == ["p0"] and back.counts["expired"] == 2
 
@@ -171,7 +171,7 @@ def test_what_a_checkpoint_holds_by_position_comes_back_whole_from_the_log(ops):
             j.expire()
     back = Joiner(max_age_ms=40, max_pending=5, state=pickle.loads(pickle.dumps(j.state())))
     for offset, (id_, at_ts) in log.items():
-        back.restore((0, offset), id_, at_ts, {"x": int(id_[2:])}, True, None, 1)
+        back.restore((0, offset), Logged(id_, at_ts, {"x": int(id_[2:])}, True, None, 1))
     assert back.finish_restore() == 0
     assert dict(back.predictions) == dict(j.predictions)
     assert dict(back.settled) == dict(j.settled)
