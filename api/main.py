@@ -97,7 +97,7 @@ def create_app(
     app.state.manager = manager
     logging_wanted = any(spec.delayed_labels.log_predictions for spec in specs.values())
     app.state.prediction_log = (
-        PredictionLog(settings.kafka_bootstrap_servers, settings.kafka_client_options())
+        PredictionLog(settings.kafka_bootstrap_servers, settings.librdkafka_options())
         if logging_wanted
         else None
     )
