@@ -36,6 +36,7 @@ from api.main import create_app  # noqa: E402
 from api.manager import Served  # noqa: E402
 from api.predicting import predict_features  # noqa: E402
 from api.schemas import MAX_BODY_BYTES  # noqa: E402
+from bench.bare_asgi import app as bare_app  # noqa: E402
 from model_store.settings import Settings  # noqa: E402
 from model_store.snapshot import SnapshotMeta  # noqa: E402
 from model_store.specs import ModelSpec  # noqa: E402
@@ -173,6 +174,7 @@ def steps(body: bytes, calls: int) -> dict[str, Callable[[], None]]:
         "whole app, prediction log on (as uvicorn calls it)": asgi_loop(logged, body, calls, pending),
         "whole app, prediction log off": asgi_loop(unlogged, body, calls, pending),
         "FastPredict alone, log on": asgi_loop(fast, body, calls, pending),
+        "bare ASGI app (bench/bare_asgi.py): the loop's own cost": asgi_loop(bare_app, body, calls, pending),
         "FastPredict inside FastAPI's middleware, as before": asgi_loop(
             inside_stack(model, pending), body, calls, pending
         ),
