@@ -153,7 +153,7 @@ class FastPredict:
         body: bytes = message.get("body", b"")
         if message.get("more_body", False):  # a body in pieces: chunked, or a large one
             chunks, size = [body], len(body)
-            while message.get("more_body", False):
+            while message.get("more_body", False) and size <= self.max_bytes:
                 message = await receive()
                 received.append(message)
                 if message["type"] != "http.request":
@@ -162,14 +162,10 @@ class FastPredict:
                 chunk = message.get("body", b"")
                 chunks.append(chunk)
                 size += len(chunk)
-                if size > self.max_bytes:  # the size limit counts it again and refuses it
-                    await self._hand_on(scope, receive, send, received)
-                    return
             body = b"".join(chunks)
-        elif len(body) > self.max_bytes:  # a chunked body that arrived whole
-            await self._hand_on(scope, receive, send, received)
-            return
-        parsed = parse_body(body)
+        # A chunked body is counted here (a declared size was checked above); the size limit
+        # counts it again and answers its 413.
+        parsed = parse_body(body) if len(body) <= self.max_bytes else None
         if parsed is None:
             await self._hand_on(scope, receive, send, received)
             return
