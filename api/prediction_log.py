@@ -1,7 +1,7 @@
 """Every served prediction, logged to ``<topic>.predictions`` without ever blocking a request.
 
-The request path only appends the record to a bounded deque: no lock, no thread to wake.
-A thread of the replica serialises what accumulated every few milliseconds and writes it,
+The request path only serialises the record and appends it to a bounded deque: no lock, no
+thread to wake. A thread of the replica takes what accumulated every few milliseconds and writes it,
 one batch per write, into a pipe to a child process that owns the Kafka producer (the
 serving install's only Kafka client: librdkafka's producer, through confluent-kafka, never a
 consumer). The producer's batching, compression and network work run on librdkafka's own
@@ -57,13 +57,14 @@ class PredictionLog:
         self.poll_seconds = poll_seconds
         self._context = multiprocessing.get_context("spawn")  # never fork a process with threads
         self._shared = self._context.RawArray("q", 4)  # written by the child, read here
-        self._pending: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._pending: deque[bytes] = deque()  # "[topic, key]\nrecord", both JSON
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamlearn-prediction-log", daemon=True)
         self._child: Any = None
         self._pipe: Connection | None = None
         self._full = 0  # dropped on the request path: the deque was full
-        self._lost = 0  # dropped by the thread: not serialisable, or the child died with them
+        self._lost = 0  # dropped by the thread: the child died with them
+        self._unserialisable = 0  # dropped on the request path: not JSON
 
     @property
     def sent(self) -> int:
@@ -71,7 +72,8 @@ class PredictionLog:
 
     @property
     def dropped(self) -> int:
-        return self._full + self._lost + self._shared[_UNSENT] + self._shared[_FAILED]
+        counted_here = self._full + self._unserialisable + self._lost
+        return counted_here + self._shared[_UNSENT] + self._shared[_FAILED]
 
     @property
     def connected(self) -> bool:
@@ -94,12 +96,18 @@ class PredictionLog:
                 self._child.join(1.0)
 
     def submit(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        """Called on the request path: never blocks, never raises. ``record`` must not change
-        afterwards: the thread serialises it later."""
+        """Called on the request path: never blocks, never raises. The record is serialised
+        here: queued bytes are no work for the garbage collector, where queued dicts, promoted
+        while they wait, would bring on full collections of the replica's whole heap."""
         if len(self._pending) >= self.max_queued:
             self._full += 1
-        else:
-            self._pending.append((topic, key, record))
+            return
+        try:
+            value = orjson.dumps(record, option=_OPTS)
+        except (TypeError, orjson.JSONEncodeError):
+            self._unserialisable += 1
+            return
+        self._pending.append(orjson.dumps((topic, key)) + b"\n" + value)
 
     def _run(self) -> None:
         try:  # the producer starts with the replica: /readyz tells about Kafka before any prediction
@@ -124,6 +132,12 @@ class PredictionLog:
                     break
                 log.warning("prediction log: producer process gone (%s); starting another", exc)
                 self._stop.wait(1.0)
+                continue
+            # Let records accumulate: under load there is nearly always one waiting, and a thread
+            # taking one or two at a time would take the GIL from requests hundreds of thousands
+            # of times a second.
+            if len(self._pending) < _MAX_BATCH:
+                self._stop.wait(self.poll_seconds)
         if self._pipe is not None:
             try:
                 self._pipe.send_bytes(b"")  # the child's cue to flush and end
@@ -133,19 +147,10 @@ class PredictionLog:
 
     def _batch(self) -> tuple[bytes, int]:
         """What is queued, as lines: ``[topic, key]`` then the record, for each record."""
-        lines: list[bytes] = []
         pending = self._pending
-        while pending and len(lines) < 2 * _MAX_BATCH:
-            topic, key, record = pending.popleft()
-            try:
-                value = orjson.dumps(record, option=_OPTS)
-            except (TypeError, orjson.JSONEncodeError):
-                self._lost += 1
-                continue
-            lines.append(orjson.dumps((topic, key)))
-            lines.append(value)
-        lines.append(b"")
-        return b"\n".join(lines), len(lines) // 2
+        records = [pending.popleft() for _ in range(min(len(pending), _MAX_BATCH))]
+        records.append(b"")
+        return b"\n".join(records), len(records) - 1
 
     def _child_pipe(self) -> Connection:
         if self._pipe is None:
@@ -178,10 +183,15 @@ def produce(pipe: Connection, shared: Any, bootstrap: str, client_options: dict[
         failed += 1
         shared[_CONNECTED] = 0
 
+    reported: dict[int, float] = {}
+
     def on_error(err: Any) -> None:  # librdkafka's client-wide errors; it reconnects by itself
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._SSL):
             shared[_CONNECTED] = 0
-        log.debug("prediction log: %s", err)
+        now = time.monotonic()
+        if now >= reported.get(err.code(), 0.0):  # each kind of error once a minute at most
+            reported[err.code()] = now + 60.0
+            log.warning("prediction log: Kafka: %s", err.str())
 
     try:
         producer = _producer(bootstrap, client_options, on_delivery, on_error)
@@ -246,6 +256,7 @@ def _producer(bootstrap: str, client_options: dict[str, Any], on_delivery: Any, 
             "delivery.report.only.error": True,
             "on_delivery": on_delivery,
             "error_cb": on_error,
+            "log_level": 2,  # its own log of every failed connection attempt: error_cb reports them
             **client_options,
         },
         logger=log,
