@@ -6,7 +6,8 @@ LogisticRegression as in ``make bench``. Steps alternate from round to round so 
 noise hits them alike; each figure is the median over rounds of the mean per call. The
 whole app is also called as uvicorn calls it (an ASGI scope, receive and send), so the
 steps can be set against the sum. uvicorn's own share (HTTP parsing, the event loop,
-the socket) is the bare ASGI baseline of ``make bench``; this script covers what is ours.
+the socket) is the bare ASGI baseline of ``make bench``; this script covers what is ours,
+and last the CPU the prediction log's thread spends per record beside the requests.
 
 Run: .venv/bin/python bench/predict_profile.py [--calls 20000] [--rounds 7]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import statistics
 import sys
 import time
@@ -198,6 +200,38 @@ def steps(body: bytes, calls: int) -> dict[str, Callable[[], None]]:
     return found
 
 
+def log_thread_cost(rate: float = 20_000, seconds: float = 3.0) -> float:
+    """CPU microseconds per record of the prediction log's thread in the replica (serialise,
+    write into the pipe), read from /proc for that thread alone, with records submitted at
+    ``rate`` like a busy replica's. Its child process gets an address where no Kafka
+    listens: it takes the batches all the same, and its own cost is bench/log_producers.py's."""
+    from api.prediction_log import PredictionLog
+
+    log = PredictionLog("127.0.0.1:9", {})
+    log.start()
+    try:
+        time.sleep(1.0)  # the child is up
+        x, _ = next(iter(datasets.Phishing()))
+        stat = Path(f"/proc/self/task/{log._thread.native_id}/stat")
+
+        def cpu() -> float:
+            fields = stat.read_text().rpartition(")")[2].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        n, before, started = 0, cpu(), time.monotonic()
+        while time.monotonic() - started < seconds:
+            for _ in range(100):
+                record = {"id": "0" * 32, "model": NAME, "version": 12, "features": x, "ts": time.time()}
+                log.submit(f"{NAME}.predictions", "0" * 32, record | {"prediction": True})
+            n += 100
+            while time.monotonic() - started < n / rate:
+                time.sleep(0.0005)
+        time.sleep(0.05)
+        return (cpu() - before) / n * 1e6
+    finally:
+        log.stop(0.5)
+
+
 async def _no_app(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("the fast path handed a well-formed request on")
 
@@ -225,6 +259,9 @@ def main() -> int:
     for key, values in timings.items():
         med = statistics.median(values) * 1e6
         print(f"{key:55s} {med:8.2f}  ({min(values) * 1e6:.2f}-{max(values) * 1e6:.2f})")
+    thread = [log_thread_cost() for _ in range(3)]
+    spread = f"{min(thread):.2f}-{max(thread):.2f}"
+    print(f"{'prediction log thread, per record, 20,000/s':55s} {statistics.median(thread):8.2f}  ({spread})")
     return 0
 
 
