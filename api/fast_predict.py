@@ -1,4 +1,4 @@
-"""``POST /models/{name}/predict`` answered in pure ASGI, before FastAPI's router.
+"""``POST /models/{name}/predict`` answered in pure ASGI, in front of FastAPI and its middleware.
 
 FastAPI spends most of a prediction's time routing, solving dependencies and validating
 the body, far more than the model takes. This path answers the common case directly: a
@@ -7,7 +7,10 @@ shape, checked field by field on what orjson parsed. Every other request goes on
 route in api/routes/predict.py with the body replayed, so each error (404, 503, 401, the
 422 naming the field) still comes from the route, FastAPI and pydantic, unchanged. An answer
 is the route's answer: one snapshot read once, the same prediction function, and the same
-log record, monitor observation and orjson body (api/responder.py).
+log record, monitor observation and orjson body (api/responder.py). It sits in front of
+FastAPI's own entry and middleware stack (Starlette's error middleware, the body size limit),
+which the answered requests do not need: an exception escaping here is uvicorn's 500, the
+same answer Starlette's error middleware gives.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def parse_body(body: bytes) -> tuple[dict[str, Any], str | None] | None:
 
 
 def _is_json(content_type: bytes | None) -> bool:
+    if content_type == b"application/json":  # what clients send, spared the parsing below
+        return True
     return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
@@ -82,15 +87,25 @@ def _presented_key(api_key: bytes | None, authorization: bytes | None) -> str | 
 
 
 class FastPredict:
-    """Pure ASGI middleware: answers well-formed single predictions, hands on the rest."""
+    """Pure ASGI: answers well-formed single predictions, hands on the rest.
+
+    It runs in front of the whole middleware stack (api/main.py), so it enforces the body size
+    limit itself: a body larger than ``max_bytes``, declared or counted, goes on to the app,
+    whose size limit answers the 413."""
 
     def __init__(
-        self, app: ASGIApp, manager: ModelManager, responder: Responder, predict_key: SecretStr | None
+        self,
+        app: ASGIApp,
+        manager: ModelManager,
+        responder: Responder,
+        predict_key: SecretStr | None,
+        max_bytes: int,
     ) -> None:
         self.app = app
         self.manager = manager
         self.responder = responder
         self.predict_key = predict_key
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
@@ -106,32 +121,51 @@ class FastPredict:
             await self.app(scope, receive, send)
             return
         content_type = api_key = authorization = None
+        declared_size = 0
         for key, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
             if key == b"content-type":
                 content_type = value if content_type is None else content_type
+            elif key == b"content-length":
+                try:
+                    declared_size = max(declared_size, int(value))
+                except ValueError:  # the size limit's business
+                    declared_size = self.max_bytes + 1
             elif key == b"x-api-key":
                 api_key = value if api_key is None else api_key
             elif key == b"authorization":
                 authorization = value if authorization is None else authorization
-        if not _is_json(content_type) or (
-            self.predict_key is not None
-            and not key_accepted(_presented_key(api_key, authorization), self.predict_key)
+        if (
+            declared_size > self.max_bytes
+            or not _is_json(content_type)
+            or (
+                self.predict_key is not None
+                and not key_accepted(_presented_key(api_key, authorization), self.predict_key)
+            )
         ):
             await self.app(scope, receive, send)
             return
 
-        received: list[Message] = []
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            received.append(message)
-            if message["type"] != "http.request":  # the client left: the route sees it too
-                await self._hand_on(scope, receive, send, received)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        parsed = parse_body(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        received = [await receive()]
+        message = received[0]
+        if message["type"] != "http.request":  # the client left: the route sees it too
+            await self._hand_on(scope, receive, send, received)
+            return
+        body: bytes = message.get("body", b"")
+        if message.get("more_body", False):  # a body in pieces: chunked, or a large one
+            chunks, size = [body], len(body)
+            while message.get("more_body", False) and size <= self.max_bytes:
+                message = await receive()
+                received.append(message)
+                if message["type"] != "http.request":
+                    await self._hand_on(scope, receive, send, received)
+                    return
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
+        # A chunked body is counted here (a declared size was checked above); the size limit
+        # counts it again and answers its 413.
+        parsed = parse_body(body) if len(body) <= self.max_bytes else None
         if parsed is None:
             await self._hand_on(scope, receive, send, received)
             return
@@ -142,18 +176,18 @@ class FastPredict:
         except UnusableFeatures:  # the route's 422 names the model, version and reason
             await self._hand_on(scope, receive, send, received)
             return
-        body = self.responder.answer(served, features, id_, result, started)
+        answer = self.responder.answer(served, features, id_, result, started)
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
-                    (b"content-length", str(len(body)).encode()),
+                    (b"content-length", str(len(answer)).encode()),
                     (b"content-type", b"application/json"),
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer})
 
     async def _hand_on(self, scope: Scope, receive: Receive, send: Send, received: list[Message]) -> None:
         """The rest of the app, given the messages already read first."""

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.types import Receive, Scope, Send
 
 from api.errors import validation_error
 from api.fast_predict import FastPredict
@@ -28,6 +29,23 @@ from model_store.specs import ModelSpec, load_specs
 from model_store.store import CheckpointStore
 
 log = logging.getLogger(__name__)
+
+
+class Replica(FastAPI):
+    """FastAPI with the predict fast path (api/fast_predict.py) in front of its entry, so
+    answered predictions skip the middleware stack as well as the router."""
+
+    fast_predict: FastPredict | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_predict is not None:
+            await self.fast_predict(scope, receive, send)  # hands the rest to through_stack
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def through_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own entry: its middleware, router and exception handlers."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -69,7 +87,7 @@ def create_app(
             if app.state.prediction_log is not None:
                 app.state.prediction_log.stop()
 
-    app = FastAPI(
+    app = Replica(
         title="streamlearn",
         description="Real-time predictions from River models that learn from a Kafka stream.",
         version="0.1.0",
@@ -79,7 +97,7 @@ def create_app(
     app.state.manager = manager
     logging_wanted = any(spec.delayed_labels.log_predictions for spec in specs.values())
     app.state.prediction_log = (
-        PredictionLog(settings.kafka_bootstrap_servers, settings.kafka_client_options())
+        PredictionLog(settings.kafka_bootstrap_servers, settings.librdkafka_options())
         if logging_wanted
         else None
     )
@@ -91,11 +109,15 @@ def create_app(
         app.include_router(router)
     for router in (monitors.router, metrics.router, dashboard.router):
         app.include_router(router)
-    if fast_predict:  # inside the size limit, which counts the body it reads
-        app.add_middleware(
-            FastPredict, manager=manager, responder=app.state.responder, predict_key=settings.predict_key
-        )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    if fast_predict:
+        app.fast_predict = FastPredict(
+            app.through_stack,
+            manager=manager,
+            responder=app.state.responder,
+            predict_key=settings.predict_key,
+            max_bytes=MAX_BODY_BYTES,
+        )
     app.add_exception_handler(RequestValidationError, validation_error)
     return app
 

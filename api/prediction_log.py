@@ -1,15 +1,18 @@
 """Every served prediction, logged to ``<topic>.predictions`` without ever blocking a request.
 
-The request path only appends the record to a bounded deque: no lock, no thread to wake.
-A thread of the replica serialises what accumulated every few milliseconds and writes it,
+The request path only serialises the record and appends it to a bounded deque: no lock, no
+thread to wake. A thread of the replica takes what accumulated every few milliseconds and writes it,
 one batch per write, into a pipe to a child process that owns the Kafka producer (the
-serving install's only Kafka client: a producer, never a consumer). kafka-python spends
-tens of microseconds of pure Python per record; in its own process that time no longer takes the
-GIL from requests. The child starts with the replica and is started again if it dies.
+serving install's only Kafka client: librdkafka's producer, through confluent-kafka, never a
+consumer). The producer's batching, compression and network work run on librdkafka's own
+threads in C; the child's Python does little more than hand each record over, and none of
+it takes the GIL from requests. The child starts with the replica and is started again if
+it dies.
 
-If Kafka is slow or down the child drops and counts records, the pipe and then the deque
-fill, and further records are dropped and counted; logging resumes by itself when Kafka is
-back. ``sent``, ``dropped`` and ``connected`` (``/readyz``) add up both processes' counts.
+If Kafka is slow or down, librdkafka holds records for up to 15 s, then drops and counts
+them; when its queue is full, the pipe and then the deque fill, and further records are
+dropped and counted; logging resumes by itself when Kafka is back. ``sent``, ``dropped`` and
+``connected`` (``/readyz``) add up both processes' counts.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import orjson
 log = logging.getLogger(__name__)
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _MAX_BATCH = 5_000  # records per write into the pipe
+_IDLE_POLL_SECONDS = 0.05  # the child serves librdkafka's reports at least this often
 # Slots of the counters the child shares with the replica; each has one writing thread.
 _SENT, _FAILED, _UNSENT, _CONNECTED = range(4)
 
@@ -35,8 +39,10 @@ _SENT, _FAILED, _UNSENT, _CONNECTED = range(4)
 class PredictionLog:
     """A bounded, non-blocking hand-off to a Kafka producer in a child process.
 
-    ``poll_seconds`` is how long the thread sleeps when nothing waits: records reach the
-    producer at most that late, which its own ``linger_ms`` batching dwarfs anyway."""
+    ``client_options``: librdkafka settings added to the producer's (security, in librdkafka's
+    names: ``Settings.librdkafka_options``). ``poll_seconds`` is how long the thread sleeps
+    when nothing waits: records reach the producer at most that late, which its own
+    ``linger.ms`` batching dwarfs anyway."""
 
     def __init__(
         self,
@@ -51,13 +57,14 @@ class PredictionLog:
         self.poll_seconds = poll_seconds
         self._context = multiprocessing.get_context("spawn")  # never fork a process with threads
         self._shared = self._context.RawArray("q", 4)  # written by the child, read here
-        self._pending: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._pending: deque[bytes] = deque()  # "[topic, key]\nrecord", both JSON
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamlearn-prediction-log", daemon=True)
         self._child: Any = None
         self._pipe: Connection | None = None
         self._full = 0  # dropped on the request path: the deque was full
-        self._lost = 0  # dropped by the thread: not serialisable, or the child died with them
+        self._lost = 0  # dropped by the thread: the child died with them
+        self._unserialisable = 0  # dropped on the request path: not JSON
 
     @property
     def sent(self) -> int:
@@ -65,7 +72,8 @@ class PredictionLog:
 
     @property
     def dropped(self) -> int:
-        return self._full + self._lost + self._shared[_UNSENT] + self._shared[_FAILED]
+        counted_here = self._full + self._unserialisable + self._lost
+        return counted_here + self._shared[_UNSENT] + self._shared[_FAILED]
 
     @property
     def connected(self) -> bool:
@@ -88,12 +96,18 @@ class PredictionLog:
                 self._child.join(1.0)
 
     def submit(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        """Called on the request path: never blocks, never raises. ``record`` must not change
-        afterwards: the thread serialises it later."""
+        """Called on the request path: never blocks, never raises. The record is serialised
+        here: queued bytes are no work for the garbage collector, where queued dicts, promoted
+        while they wait, would bring on full collections of the replica's whole heap."""
         if len(self._pending) >= self.max_queued:
             self._full += 1
-        else:
-            self._pending.append((topic, key, record))
+            return
+        try:
+            value = orjson.dumps(record, option=_OPTS)
+        except (TypeError, orjson.JSONEncodeError):
+            self._unserialisable += 1
+            return
+        self._pending.append(orjson.dumps((topic, key)) + b"\n" + value)
 
     def _run(self) -> None:
         try:  # the producer starts with the replica: /readyz tells about Kafka before any prediction
@@ -118,6 +132,12 @@ class PredictionLog:
                     break
                 log.warning("prediction log: producer process gone (%s); starting another", exc)
                 self._stop.wait(1.0)
+                continue
+            # Let records accumulate: under load there is nearly always one waiting, and a thread
+            # taking one or two at a time would take the GIL from requests hundreds of thousands
+            # of times a second.
+            if len(self._pending) < _MAX_BATCH:
+                self._stop.wait(self.poll_seconds)
         if self._pipe is not None:
             try:
                 self._pipe.send_bytes(b"")  # the child's cue to flush and end
@@ -127,19 +147,10 @@ class PredictionLog:
 
     def _batch(self) -> tuple[bytes, int]:
         """What is queued, as lines: ``[topic, key]`` then the record, for each record."""
-        lines: list[bytes] = []
         pending = self._pending
-        while pending and len(lines) < 2 * _MAX_BATCH:
-            topic, key, record = pending.popleft()
-            try:
-                value = orjson.dumps(record, option=_OPTS)
-            except (TypeError, orjson.JSONEncodeError):
-                self._lost += 1
-                continue
-            lines.append(orjson.dumps((topic, key)))
-            lines.append(value)
-        lines.append(b"")
-        return b"\n".join(lines), len(lines) // 2
+        records = [pending.popleft() for _ in range(min(len(pending), _MAX_BATCH))]
+        records.append(b"")
+        return b"\n".join(records), len(records) - 1
 
     def _child_pipe(self) -> Connection:
         if self._pipe is None:
@@ -158,81 +169,106 @@ class PredictionLog:
 
 
 def produce(pipe: Connection, shared: Any, bootstrap: str, client_options: dict[str, Any]) -> None:
-    """The child process: batches from the pipe to Kafka until the pipe ends or says stop."""
+    """The child process: batches from the pipe to Kafka until the pipe ends or says stop.
+
+    Delivery reports come for failures only, so a delivered record costs no Python call:
+    ``sent`` is what was produced less what failed and what librdkafka still holds."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the replica ends us
-    producer = None
-    retry_at, delay = 0.0, 0.5
-    partitions: dict[str, tuple[int, float]] = {}
+    from confluent_kafka import KafkaError, KafkaException
 
-    def on_sent(_metadata: Any) -> None:
-        shared[_SENT] += 1
-        shared[_CONNECTED] = 1
+    failed = produced = 0
 
-    def on_error(_exc: BaseException) -> None:  # Kafka did not take it within delivery_timeout_ms
-        shared[_FAILED] += 1
+    def on_delivery(_err: Any, _message: Any) -> None:  # not taken within message.timeout.ms
+        nonlocal failed
+        failed += 1
+        shared[_CONNECTED] = 0
 
-    while True:
+    reported: dict[int, float] = {}
+
+    def on_error(err: Any) -> None:  # librdkafka's client-wide errors; it reconnects by itself
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._SSL):
+            shared[_CONNECTED] = 0
         now = time.monotonic()
-        if producer is None and now >= retry_at:
-            try:
-                producer = _producer(bootstrap, client_options)
-                shared[_CONNECTED] = 1
+        if now >= reported.get(err.code(), 0.0):  # each kind of error once a minute at most
+            reported[err.code()] = now + 60.0
+            log.warning("prediction log: Kafka: %s", err.str())
+
+    try:
+        producer = _producer(bootstrap, client_options, on_delivery, on_error)
+    except KafkaException as exc:  # a configuration librdkafka refuses: nothing can be sent
+        log.error("prediction log: cannot create the Kafka producer (%s); dropping every record", exc)
+        producer = None
+    probe_at, delay = 0.0, 0.5
+    while True:
+        if producer is not None and not shared[_CONNECTED] and time.monotonic() >= probe_at:
+            shared[_CONNECTED] = int(_reachable(producer))  # /readyz tells before any record
+            probe_at, delay = time.monotonic() + delay, min(delay * 2, 10.0)
+            if shared[_CONNECTED]:
                 delay = 0.5
-            except Exception as exc:  # Kafka down: drop what comes meanwhile, retry later
-                shared[_CONNECTED] = 0
-                log.warning("prediction log: Kafka unreachable (%s); retrying in %.1fs", exc, delay)
-                retry_at, delay = now + delay, min(delay * 2, 10.0)
-        if not pipe.poll(None if producer is not None else max(0.0, retry_at - time.monotonic())):
-            continue
-        try:
-            batch = pipe.recv_bytes()
-        except EOFError:  # the replica is gone
-            break
-        if not batch:
-            break
-        lines = batch.split(b"\n")
-        if producer is None:
-            shared[_UNSENT] += len(lines) // 2
-            continue
-        for i in range(0, len(lines) - 1, 2):
-            topic, key = orjson.loads(lines[i])
+        if pipe.poll(_IDLE_POLL_SECONDS):
             try:
-                partition = _partition(producer, topic, partitions)
-                future = producer.send(topic, key=key.encode(), value=lines[i + 1], partition=partition)
-                future.add_callback(on_sent)
-                future.add_errback(on_error)
-            except Exception as exc:  # buffer full or metadata unavailable: count and go on
-                shared[_UNSENT] += 1
-                shared[_CONNECTED] = 0
-                log.debug("prediction log: send failed: %s", exc)
+                batch = pipe.recv_bytes()
+            except EOFError:  # the replica is gone
+                break
+            if not batch:
+                break
+            lines = batch.split(b"\n")
+            if producer is None:
+                shared[_UNSENT] += len(lines) // 2
+                continue
+            send = producer.produce
+            for i in range(0, len(lines) - 1, 2):
+                topic, key = orjson.loads(lines[i])
+                try:
+                    send(topic, lines[i + 1], key.encode())
+                    produced += 1
+                except BufferError:  # librdkafka's queue is full: Kafka is slow or away
+                    shared[_UNSENT] += 1
+                    shared[_CONNECTED] = 0
+                except KafkaException as exc:  # e.g. a record larger than the broker takes
+                    shared[_UNSENT] += 1
+                    log.debug("prediction log: produce failed: %s", exc)
+        if producer is not None:
+            producer.poll(0)  # delivery reports (failures) and errors
+            sent = produced - failed - len(producer)
+            if sent > shared[_SENT]:
+                shared[_CONNECTED] = 1
+            shared[_SENT], shared[_FAILED] = sent, failed
     if producer is not None:
-        try:
-            producer.close(timeout=2)
-        except Exception:  # noqa: S110 - closing on shutdown, nothing left to report to
-            pass
+        producer.flush(2.0)
+        shared[_SENT], shared[_FAILED] = produced - failed - len(producer), failed
 
 
-def _producer(bootstrap: str, client_options: dict[str, Any]) -> Any:
-    from kafka import KafkaProducer  # the producer only: the API never consumes
+def _producer(bootstrap: str, client_options: dict[str, Any], on_delivery: Any, on_error: Any) -> Any:
+    from confluent_kafka import Producer  # the producer only: the API never consumes
 
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="streamlearn-api-prediction-log",
-        linger_ms=20,
-        acks=1,
-        max_block_ms=2000,  # only this process ever waits
-        request_timeout_ms=5_000,
-        delivery_timeout_ms=15_000,  # a record Kafka did not take within 15 s is dropped (counted)
-        **client_options,
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": "streamlearn-api-prediction-log",
+            "linger.ms": 20,
+            "acks": 1,
+            "request.timeout.ms": 5_000,
+            "message.timeout.ms": 15_000,  # a record Kafka did not take within 15 s is dropped (counted)
+            "queue.buffering.max.messages": 100_000,  # then further records are dropped (counted)
+            "queue.buffering.max.kbytes": 64 * 1024,
+            "partitioner": "murmur2_random",  # the key picks the partition Java's clients would
+            "delivery.report.only.error": True,
+            "on_delivery": on_delivery,
+            "error_cb": on_error,
+            "log_level": 2,  # its own log of every failed connection attempt: error_cb reports them
+            **client_options,
+        },
+        logger=log,
     )
 
 
-def _partition(producer: Any, topic: str, known: dict[str, tuple[int, float]]) -> int | None:
-    """0 when the topic has one partition, sparing kafka-python's pure-Python key hash (which
-    picks 0 too); otherwise None, so the key picks the partition. The count is looked up
-    again after a minute, in case partitions were added."""
-    now = time.monotonic()
-    count = known.get(topic)
-    if count is None or count[1] < now:
-        count = known[topic] = (len(producer.partitions_for(topic)), now + 60.0)
-    return 0 if count[0] == 1 else None
+def _reachable(producer: Any) -> bool:
+    """A broker answers a metadata request within 2 s."""
+    from confluent_kafka import KafkaException
+
+    try:
+        producer.list_topics(timeout=2.0)
+    except KafkaException:
+        return False
+    return True

@@ -5,22 +5,17 @@ and the orjson body."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
 
+from api.ids import IdSource
 from api.manager import Served
 from api.prediction_log import PredictionLog
 from api.serving_monitor import ServingMonitor
 from model_store.specs import ModelSpec
 
 JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-def new_id() -> str:
-    """The id of a prediction whose request brought none."""
-    return uuid.uuid4().hex
 
 
 class Responder:
@@ -31,6 +26,7 @@ class Responder:
     ) -> None:
         self.prediction_log = prediction_log
         self.monitor = monitor
+        self.new_id = IdSource().next_id  # the id of a prediction whose request brought none
         # the predictions topic of every model whose YAML wants its predictions logged
         self._log_topics = (
             {n: s.predictions_topic for n, s in specs.items() if s.delayed_labels.log_predictions}
@@ -58,7 +54,7 @@ class Responder:
     ) -> bytes:
         """The body of one answered prediction; logged and observed (``started``: when the
         request's body had been parsed, on ``time.perf_counter``)."""
-        id_ = id_ or new_id()
+        id_ = id_ or self.new_id()
         self.log(served, id_, features, result)
         self.monitor.observe(served, (features,), time.perf_counter() - started)
         return orjson.dumps(

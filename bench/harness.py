@@ -197,8 +197,11 @@ class Deployment:
     def models_dir(self) -> Path:
         return self.root / "models"
 
-    def write_model(self, name: str, topic: str, pipeline: list[Any], **fields: Any) -> None:
-        """A model YAML; prediction logging off so Kafka stays idle while the API is measured."""
+    def write_model(
+        self, name: str, topic: str, pipeline: list[Any], models_dir: Path | None = None, **fields: Any
+    ) -> None:
+        """A model YAML, in the deployment's models directory unless ``models_dir``; prediction
+        logging off (the trainer then reads the events topic only) unless ``fields`` set it."""
         raw = {
             "name": name,
             "topic": topic,
@@ -209,8 +212,9 @@ class Deployment:
             "delayed_labels": {"log_predictions": False},
             **fields,
         }
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        (self.models_dir / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        where = models_dir or self.models_dir
+        where.mkdir(parents=True, exist_ok=True)
+        (where / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
     def environ(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
@@ -259,12 +263,43 @@ class Deployment:
             yield child
 
     @contextlib.contextmanager
-    def replica(self, name: str) -> Iterator[Child]:
-        """``streamlearn serve`` on a free port, yielded once ``/healthz`` answers."""
+    def replica(self, name: str, models_dir: Path | None = None) -> Iterator[Child]:
+        """``streamlearn serve`` on a free port, yielded once ``/healthz`` answers; with
+        ``models_dir`` it reads the model YAMLs there instead of the deployment's own."""
         port = free_port()
-        with self.process(f"serve-{name}-{port}", "serve", "--port", str(port), port=port) as child:
+        env = {"STREAMLEARN_MODELS_DIR": str(models_dir)} if models_dir else {}
+        with self.process(f"serve-{name}-{port}", "serve", "--port", str(port), port=port, **env) as child:
             wait_until(lambda: _healthy(child), 60, f"API replica {name} on port {port}")
             yield child
+
+    @contextlib.contextmanager
+    def bare_asgi(self) -> Iterator[Child]:
+        """bench/bare_asgi.py (a constant answer under the same uvicorn) on a free port."""
+        port = free_port()
+        log_path = self.root / "logs" / f"bare-asgi-{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        script = Path(__file__).with_name("bare_asgi.py")
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(script), "--port", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                child = Child("bare ASGI app", proc, log_path, port)
+                wait_until(lambda: _answers(child), 60, f"the bare ASGI app on port {port}")
+                yield child
+            finally:
+                stop(proc)
+
+
+def _answers(child: Child) -> bool:
+    child.check()
+    try:
+        return httpx.get(f"http://127.0.0.1:{child.port}/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _healthy(child: Child) -> bool:

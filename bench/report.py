@@ -130,6 +130,7 @@ def versions() -> dict[str, str]:
         "Python": platform.python_version(),
         "River": river.__version__,
         "kafka-python": _dist("kafka-python"),
+        "confluent-kafka": _dist("confluent-kafka"),
         "FastAPI": _dist("fastapi"),
         "uvicorn": _dist("uvicorn"),
         "Kafka": kafka_version(),

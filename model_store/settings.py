@@ -97,3 +97,14 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile:
             options["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return options
+
+    def librdkafka_options(self) -> dict[str, Any]:
+        """The same security settings in librdkafka's names (confluent-kafka's clients)."""
+        names = {
+            "security_protocol": "security.protocol",
+            "sasl_mechanism": "sasl.mechanism",
+            "sasl_plain_username": "sasl.username",
+            "sasl_plain_password": "sasl.password",
+            "ssl_cafile": "ssl.ca.location",
+        }
+        return {names[k]: v for k, v in self.kafka_client_options().items() if v is not None}

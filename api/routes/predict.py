@@ -19,7 +19,7 @@ from api.deps import ManagerDep, ResponderDep, require_predict_key, served_or_er
 from api.json_body import JSONBodyRoute
 from api.manager import Served
 from api.predicting import UnusableFeatures, predict_features
-from api.responder import JSON_OPTS, new_id
+from api.responder import JSON_OPTS
 from api.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, errors
 
 router = APIRouter(
@@ -62,7 +62,7 @@ async def predict_batch(
     predictions = []
     for inst in body.instances:
         result = predict_one(served, inst.features)
-        id_ = inst.id or new_id()
+        id_ = inst.id or responder.new_id()
         responder.log(served, id_, inst.features, result)
         predictions.append({"id": id_, **result})
     responder.monitor.observe(

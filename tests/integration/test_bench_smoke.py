@@ -19,6 +19,8 @@ FIGURES = {
     "checkpoint_arf",
     "predict_rps",
     "predict_p99",
+    "predict_rps_log_off",
+    "predict_rps_healthz",
     "produce_to_servable",
     "rollback_every_replica",
 }

@@ -216,13 +216,14 @@ def stack(served: Served, predict_key: str | None = None, max_bytes: int = 1 << 
     manager._served = {"clf": served}
     monitor = ServingMonitor(manager)
     inner = Recorder()
-    fast = FastPredict(
-        inner,
+    fast = FastPredict(  # in front of the size limit, as in api/main.py
+        BodySizeLimit(inner, max_bytes=max_bytes),
         manager,
         Responder(manager.specs, None, monitor),
         SecretStr(predict_key) if predict_key else None,
+        max_bytes=max_bytes,
     )
-    return BodySizeLimit(fast, max_bytes=max_bytes), inner, monitor
+    return fast, inner, monitor
 
 
 def call(app, body_parts: list[bytes], path="/models/clf/predict", method="POST", headers=None, extra=()):
@@ -344,3 +345,14 @@ def test_the_size_limit_counts_a_chunked_body_the_fast_path_reads(served: Served
     assert status == 413 and b"1000" in body and not inner.calls
     status, _, _ = call(app, [orjson.dumps({"features": ROWS[0][0]})], headers=headers)
     assert status == 200
+
+
+def test_a_body_over_the_limit_is_the_size_limits_413_however_it_arrives(served: Served):
+    app, inner, monitor = stack(served, max_bytes=1000)
+    raw = orjson.dumps({"features": {"a": "x" * 1200}})
+    declared = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    chunked = [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]
+    for headers in (declared, chunked):  # by its Content-Length, or a chunked body read whole
+        status, body, _ = call(app, [raw], headers=headers)
+        assert status == 413 and b"1000" in body, headers
+    assert not inner.calls and monitor._seen["clf"] == 0

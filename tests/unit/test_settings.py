@@ -35,6 +35,12 @@ def test_kafka_security_settings_reach_the_clients_and_secrets_stay_hidden(monke
         "sasl_plain_username": "trainer",
         "sasl_plain_password": "kafka-pass-123",
     }
+    assert s.librdkafka_options() == {  # the prediction log's producer (confluent-kafka)
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "trainer",
+        "sasl.password": "kafka-pass-123",
+    }
     shown = repr(s) + str(s) + s.model_dump_json()
     for secret in ("kafka-pass-123", "sign-key-456", "admin-key-789"):
         assert secret not in shown
