@@ -84,7 +84,8 @@ class Fetcher:
     pipe's own buffer bounds what is in flight (the fetcher blocks while the learner is
     the slow side). ``wanted`` maps each topic to {partition: next offset}; partitions
     missing from it start at the beginning of the log. ``decode`` maps the event topics
-    to their model's task: their batches arrive with ``events`` decoded.
+    to their model's task: their batches arrive with ``events`` decoded. ``options`` are
+    the security settings in librdkafka's names (Settings.librdkafka_options).
     """
 
     def __init__(
@@ -318,7 +319,7 @@ def _config(bootstrap: str, options: dict[str, Any]) -> dict[str, Any]:
         "fetch.max.bytes": 16 * 1024 * 1024,
         "max.partition.fetch.bytes": 4 * 1024 * 1024,
         "check.crcs": True,
-        **librdkafka_options(options),
+        **options,
     }
 
 
@@ -371,21 +372,6 @@ def read_again(
         raise FetcherError(f"reading {topic} again: {exc}") from exc
     finally:
         consumer.close()
-
-
-def librdkafka_options(options: dict[str, Any]) -> dict[str, Any]:
-    """kafka-python's security keywords (Settings.kafka_client_options) in librdkafka's names."""
-    names = {
-        "security_protocol": "security.protocol",
-        "sasl_mechanism": "sasl.mechanism",
-        "sasl_plain_username": "sasl.username",
-        "sasl_plain_password": "sasl.password",
-        "ssl_cafile": "ssl.ca.location",
-    }
-    unknown = set(options) - set(names)
-    if unknown:
-        raise ValueError(f"no librdkafka equivalent for {sorted(unknown)}")
-    return {names[k]: v for k, v in options.items() if v is not None}
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def read_joins_again(
 
     def attempt() -> bool:
         for partition, records in read_again(
-            settings.kafka_bootstrap_servers, settings.kafka_client_options(), delayed.topic, ranges
+            settings.kafka_bootstrap_servers, settings.librdkafka_options(), delayed.topic, ranges
         ):
             delayed.restore(partition, records)
         return True

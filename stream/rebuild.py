@@ -138,7 +138,7 @@ def relearn(
     outcome = Outcome(Learner.from_spec(spec), dict(todo.start))
     offsets = outcome.offsets
     remaining = {p for p, end in todo.end.items() if offsets[p] < end}
-    options = settings.kafka_client_options()
+    options = settings.librdkafka_options()
     fetcher = Fetcher(
         settings.kafka_bootstrap_servers, options, {spec.topic: dict(offsets)}, decode={spec.topic: spec.task}
     )

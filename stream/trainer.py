@@ -225,7 +225,7 @@ class Trainer:
         self.dead_letters = DeadLetters(producer, self.spec.dlq_topic, self.telemetry.dead_letter_failed)
         fetcher = Fetcher(
             self.settings.kafka_bootstrap_servers,
-            self.settings.kafka_client_options(),
+            self.settings.librdkafka_options(),
             self._wanted(),
             decode={self.spec.topic: self.spec.task},
         )
