@@ -12,7 +12,7 @@ from model_store.specs import ModelSpec, SpecError
 from stream.learner import Learner
 from stream.monitors import ErrorWindows
 from stream.pipeline import validate_spec
-from tests.unit.test_learner import modules_referenced
+from tests.helpers.learning import modules_referenced
 
 DRIFT_AT, LENGTH, BOUND = 3000, 6000, 500
 

@@ -13,16 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from river import datasets
 
 from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer, free_port
 from stream.publish import publish
-from tests.helpers.learning import learned, plain_river
+from tests.helpers.learning import EVENTS, PROBE, learned, plain_river
 from tests.helpers.processes import Env, stop, wait_until, write_spec
-
-EVENTS = [{"features": x, "label": y} for x, y in datasets.Phishing().take(900)]
-PROBE = [e["features"] for e in EVENTS[:20]]
 
 
 @pytest.fixture

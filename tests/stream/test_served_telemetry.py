@@ -16,7 +16,7 @@ from stream.joiner import Joined
 from stream.learner import Learner
 from stream.served_scores import MAX_VERSIONS, ServedScores
 from stream.telemetry import TrainerTelemetry
-from tests.test_configs import TRAINER_METRICS
+from tests.helpers.metrics import TRAINER_METRICS
 
 SPEC = ModelSpec.model_validate(
     {

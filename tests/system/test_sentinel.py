@@ -9,9 +9,8 @@ from model_store.settings import Settings
 from model_store.store import CheckpointStore
 from stream.local_services import RedisSentinel, RedisServer
 from stream.publish import publish
-from tests.helpers.learning import learned
+from tests.helpers.learning import EVENTS, learned
 from tests.helpers.processes import Env, wait_until, write_spec
-from tests.integration.test_faults import EVENTS
 
 
 def learned_or_failing_over(store: CheckpointStore, name: str, n: int):

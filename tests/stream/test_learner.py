@@ -1,4 +1,3 @@
-import io
 import pickle
 
 import pytest
@@ -7,19 +6,7 @@ from river import compose, datasets, linear_model, metrics, preprocessing, utils
 from model_store.specs import ModelSpec
 from stream.learner import Learner, WindowedMetric
 from stream.monitors import Monitors
-
-
-def modules_referenced(blob: bytes) -> set[str]:
-    """Every module a pickle imports when loaded (the API must have them all)."""
-    seen: set[str] = set()
-
-    class Recorder(pickle.Unpickler):
-        def find_class(self, module, name):
-            seen.add(module)
-            return super().find_class(module, name)
-
-    Recorder(io.BytesIO(blob)).load()
-    return seen
+from tests.helpers.learning import modules_referenced
 
 
 def spec() -> ModelSpec:

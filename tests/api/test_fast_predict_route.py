@@ -17,9 +17,9 @@ from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore
+from tests.api.test_http_contract import spec
 from tests.helpers.processes import wait_until
 from tests.helpers.prometheus import sample
-from tests.integration.test_api import spec
 
 ROWS = list(datasets.Phishing().take(300))
 KEY = "predict-secret"

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from model_store.store import CheckpointStore
 from stream.publish import publish
-from tests.helpers.learning import learned, plain_river
+from tests.helpers.learning import EVENTS, PROBE, learned, plain_river
 from tests.helpers.processes import Env, wait_until, write_spec
-from tests.integration.test_faults import EVENTS, PROBE
 
 
 def fetchers(trainer_pid: int) -> list[int]:

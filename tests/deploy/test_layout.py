@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stream.local_services import RedisServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAINING_ONLY = {"stream", "tqdm", "crc32c", "confluent_kafka"}
 SERVING_ONLY = {"api", "fastapi", "uvicorn", "starlette"}
 

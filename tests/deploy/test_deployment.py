@@ -38,7 +38,7 @@ from tests.helpers.deployment import (
     volume_mounts,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "configs" / "grafana"
 # Series Prometheus itself adds to every scrape; a dashboard may query them.
 PROMETHEUS_SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"}
