@@ -9,28 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 from river import compose, datasets, linear_model, preprocessing
 
-from api.main import create_app
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
-from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
+from tests.helpers.factories import model_spec
 from tests.helpers.processes import wait_until
+from tests.helpers.replicas import api_client
 
 KEY = "s3cret-admin-key"
 GOOD = {"X-API-Key": KEY}
 X = next(iter(datasets.Phishing()))[0]
-
-
-def spec(name: str) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": name,
-            "topic": name,
-            "task": "classification",
-            "pipeline": ["preprocessing.StandardScaler", "linear_model.LogisticRegression"],
-            "metrics": ["Accuracy"],
-        }
-    )
 
 
 def publish_versions(store: CheckpointStore, n: int, keep: int = 10) -> list[SnapshotMeta]:
@@ -48,13 +35,7 @@ def publish_versions(store: CheckpointStore, n: int, keep: int = 10) -> list[Sna
 
 
 def make_client(store: CheckpointStore, prefix: str, admin_key: str | None) -> TestClient:
-    settings = Settings(
-        redis_url="redis://unused.invalid:1",
-        key_prefix=prefix,
-        poll_interval_seconds=0.2,
-        admin_key=admin_key,
-    )
-    return TestClient(create_app(settings, specs={"clf": spec("clf")}, store=store))
+    return api_client(store, prefix, {"clf": model_spec("clf")}, admin_key=admin_key)
 
 
 @pytest.fixture

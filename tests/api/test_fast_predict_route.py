@@ -12,14 +12,13 @@ from fastapi.testclient import TestClient
 from river import compose, datasets, linear_model, preprocessing
 
 import api.routes.predict
-from api.main import create_app
 from model_store.events import MAX_FEATURES, MAX_STRING_LENGTH
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore
-from tests.api.test_http_contract import spec
+from tests.helpers.factories import model_spec
 from tests.helpers.processes import wait_until
 from tests.helpers.prometheus import sample
+from tests.helpers.replicas import api_client
 
 ROWS = list(datasets.Phishing().take(300))
 KEY = "predict-secret"
@@ -43,16 +42,11 @@ def replicas(store: CheckpointStore, prefix: str, **settings: str) -> Iterator[t
         model.learn_one(x, y)
     meta = SnapshotMeta(model="clf", task="classification", topic="clf", n_learned=200)
     meta = store.publish(meta, dump_state({"model": model}), keep=5)
-    config = Settings(
-        redis_url="redis://unused.invalid:1", key_prefix=prefix, poll_interval_seconds=0.2, **settings
-    )
-    specs = {"clf": spec("clf"), "empty": spec("empty", "regression")}
+    specs = {"clf": model_spec("clf"), "empty": model_spec("empty", "regression")}
     with ExitStack() as stack:
         pair = []
         for fast in (True, False):
-            client = stack.enter_context(
-                TestClient(create_app(config, specs=specs, store=store, fast_predict=fast))
-            )
+            client = stack.enter_context(api_client(store, prefix, specs, fast_predict=fast, **settings))
             client.app.state.responder.prediction_log = LogRecords()
             wait_until(
                 lambda c=client: c.get("/models/clf").json().get("version") == meta.version, timeout=10

@@ -8,25 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from river import compose, datasets, linear_model, preprocessing
 
-from api.main import create_app
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
-from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
+from tests.helpers.factories import model_spec
 from tests.helpers.processes import wait_until
-
-
-def spec(name: str, task: str = "classification") -> ModelSpec:
-    final = "linear_model.LogisticRegression" if task == "classification" else "linear_model.LinearRegression"
-    return ModelSpec.model_validate(
-        {
-            "name": name,
-            "topic": name,
-            "task": task,
-            "pipeline": ["preprocessing.StandardScaler", final],
-            "metrics": ["Accuracy" if task == "classification" else "MAE"],
-        }
-    )
+from tests.helpers.replicas import api_client
 
 
 def trained(n: int = 200):
@@ -43,9 +29,8 @@ def publish(store: CheckpointStore, name: str, model, **meta_fields) -> Snapshot
 
 @pytest.fixture
 def client(store: CheckpointStore, prefix: str) -> Iterator[TestClient]:
-    settings = Settings(redis_url="redis://unused.invalid:1", key_prefix=prefix, poll_interval_seconds=0.2)
-    specs = {"clf": spec("clf"), "empty": spec("empty", "regression")}
-    with TestClient(create_app(settings, specs=specs, store=store)) as c:
+    specs = {"clf": model_spec("clf"), "empty": model_spec("empty", "regression")}
+    with api_client(store, prefix, specs) as c:
         yield c
 
 

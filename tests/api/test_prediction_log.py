@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
 
 from api.prediction_log import PredictionLog
 from stream.local_services import KafkaServer, free_port
+from tests.helpers.kafka import read_records
 from tests.helpers.processes import wait_until
 
 
@@ -27,19 +27,7 @@ def test_every_record_reaches_kafka_with_its_key_in_order(kafka: KafkaServer, pr
     finally:
         log.stop()
     assert not log._child.is_alive()
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=15_000,
-    )
-    consumer.assign([TopicPartition(topic, 0)])
-    got = []
-    for message in consumer:
-        got.append((message.key.decode(), orjson.loads(message.value)))
-        if len(got) == 300:
-            break
-    consumer.close()
+    got = [(m.key.decode(), orjson.loads(m.value)) for m in read_records(kafka.bootstrap, topic, 300)]
     assert got == [(r["id"], r) for r in records]
 
 

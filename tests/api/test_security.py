@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from river import linear_model
 
-from api.main import create_app
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state, sign
-from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
+from tests.helpers.factories import model_spec
 from tests.helpers.processes import wait_until
+from tests.helpers.replicas import api_client
 
 KEY = "the-real-signing-key"
+SPEC = model_spec(pipeline=["linear_model.LogisticRegression"])
 
 
 class Exploit:
@@ -32,19 +32,7 @@ class Exploit:
 
 @pytest.fixture
 def client(store: CheckpointStore, prefix: str) -> Iterator[TestClient]:
-    spec = ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": "classification",
-            "pipeline": ["linear_model.LogisticRegression"],
-            "metrics": ["Accuracy"],
-        }
-    )
-    settings = Settings(
-        redis_url="redis://unused.invalid:1", key_prefix=prefix, signing_key=KEY, poll_interval_seconds=0.2
-    )
-    with TestClient(create_app(settings, specs={"m": spec}, store=store)) as c:
+    with api_client(store, prefix, {"m": SPEC}, signing_key=KEY) as c:
         yield c
 
 
@@ -105,29 +93,13 @@ def test_tampered_blob_with_a_reused_signature_is_refused(client, store, tmp_pat
 
 
 def test_prediction_endpoints_can_require_a_key(store: CheckpointStore, prefix: str):
-    spec = ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": "classification",
-            "pipeline": ["linear_model.LogisticRegression"],
-            "metrics": ["Accuracy"],
-        }
-    )
-    settings = Settings(
-        redis_url="redis://unused.invalid:1",
-        key_prefix=prefix,
-        signing_key=KEY,
-        predict_key="predict-secret",
-        poll_interval_seconds=0.2,
-    )
     store.publish(
         SnapshotMeta(model="m", task="classification", topic="m", n_learned=1),
         dump_state({"model": linear_model.LogisticRegression()}),
         keep=5,
         signing_key=KEY.encode(),
     )
-    with TestClient(create_app(settings, specs={"m": spec}, store=store)) as c:
+    with api_client(store, prefix, {"m": SPEC}, signing_key=KEY, predict_key="predict-secret") as c:
         wait_until(lambda: c.get("/readyz").status_code == 200, timeout=10)
         body = {"features": {"a": 1.0}}
         assert c.post("/models/m/predict", json=body).status_code == 401

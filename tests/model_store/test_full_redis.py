@@ -7,15 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
-from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, StoreFull
 from stream.local_services import RedisServer
+from tests.helpers.factories import model_spec
 from tests.helpers.processes import wait_until
+from tests.helpers.replicas import api_client
 
 PART = 400_000  # bytes of training state per version: a few fill an 8 MB Redis
 
@@ -51,11 +49,8 @@ def test_lowering_keep_lets_the_next_checkpoint_through(full_store: CheckpointSt
     retained = full_store.version_numbers("m")
     assert len(retained) >= 5  # what the memory holds
     assert full_store.memory("m").full  # what `streamlearn status` reports
-    settings = Settings(redis_url="redis://unused.invalid:1", key_prefix="full", poll_interval_seconds=0.2)
-    spec = ModelSpec.model_validate(
-        {"name": "m", "topic": "m", "task": "classification", "pipeline": ["linear_model.LogisticRegression"]}
-    )
-    with TestClient(create_app(settings, specs={"m": spec}, store=full_store)) as client:
+    spec = model_spec(pipeline=["linear_model.LogisticRegression"])
+    with api_client(full_store, "full", {"m": spec}) as client:
         ready = wait_until(lambda: (r := client.get("/readyz")).status_code == 200 and r.json(), what="ready")
         assert "the next checkpoint does not fit" in ready["checkpoint_store_full"]["m"]
     with pytest.raises(StoreFull):  # retried as it is: still refused, still said so

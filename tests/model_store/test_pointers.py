@@ -6,20 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from river import linear_model
 
-from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore, VersionNotFound
-
-
-def meta(n: int = 0, parent: int | None = None) -> SnapshotMeta:
-    return SnapshotMeta(
-        model="m", task="classification", topic="m", n_learned=n, offsets={0: n}, parent=parent
-    )
-
-
-def blob(n: int = 0) -> bytes:
-    return dump_state({"model": linear_model.LogisticRegression(), "n_learned": n})
+from tests.helpers.factories import blob
+from tests.helpers.factories import snapshot_meta as meta
 
 
 def test_a_held_version_is_recorded_but_not_served(store: CheckpointStore):

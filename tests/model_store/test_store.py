@@ -4,19 +4,12 @@ import pickle
 import threading
 
 import pytest
-from river import linear_model
 
 from model_store.settings import Settings
 from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, dump_state, load_state
 from model_store.store import CheckpointStore, VersionNotFound
-
-
-def meta(n: int = 0, **kw) -> SnapshotMeta:
-    return SnapshotMeta(model="m", task="classification", topic="m", n_learned=n, offsets={0: n}, **kw)
-
-
-def blob(n: int = 0) -> bytes:
-    return dump_state({"model": linear_model.LogisticRegression(), "n_learned": n})
+from tests.helpers.factories import blob
+from tests.helpers.factories import snapshot_meta as meta
 
 
 def test_versions_increase_and_latest_follows(store: CheckpointStore):

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from model_store.snapshot import SnapshotMeta
-from model_store.specs import ModelSpec
 from stream.promotion import AutoRollback, error_rate_alert
+from tests.helpers.factories import model_spec
 
-SPEC = ModelSpec.model_validate(
-    {
-        "name": "m",
-        "topic": "m",
-        "task": "classification",
-        "pipeline": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
-        "metrics": ["Accuracy"],
-        "promotion": {"auto_rollback": True},
-    }
+SPEC = model_spec(
+    pipeline=["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
+    promotion={"auto_rollback": True},
 )
 
 

@@ -7,13 +7,14 @@ import random
 
 import httpx
 import orjson
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource
 from river import datasets
 
 from model_store.snapshot import load_model
 from model_store.store import CheckpointStore
 from stream.local_services import free_port
+from tests.helpers.kafka import dead_letters
 from tests.helpers.learning import phishing_events, plain_river
 from tests.helpers.processes import SIGNING_KEY, Env, wait_until, write_spec
 
@@ -68,19 +69,7 @@ def test_poison_messages_are_dead_lettered_and_the_good_ones_learned(env: Env, s
     assert meta.n_learned == len(good)
     assert trainer.poll() is None, "the trainer died"
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=env.kafka,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-        fetch_max_bytes=16 * 1024 * 1024,
-    )
-    consumer.assign([TopicPartition(f"{name}.dlq", 0)])
-    dead = []
-    for record in consumer:
-        dead.append(record)
-        if len(dead) == len(sent_bad):
-            break
+    dead = dead_letters(env.kafka, name, len(sent_bad), fetch_max_bytes=16 * 1024 * 1024)
     assert len(dead) == len(sent_bad)
     for record, (value, reason) in zip(dead, sent_bad, strict=True):
         headers = dict(record.headers)
@@ -173,7 +162,7 @@ def test_a_dead_letter_kafka_refuses_holds_the_checkpoint_back_until_it_is_ackno
     reference = plain_river(events)
     sample = events[-1]["features"]
     assert model.predict_proba_one(sample) == reference.predict_proba_one(sample)
-    dead = _read(env.kafka, f"{name}.dlq", 1)
+    dead = dead_letters(env.kafka, name, 1)
     assert dead[0].value == bad
     assert dict(dead[0].headers)["source_offset"] == b"200"
     assert _metric(metrics_port, "streamlearn_dead_letters_unacknowledged", name) == 0
@@ -185,17 +174,3 @@ def _topics(bootstrap: str) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
-
-
-def _read(bootstrap: str, topic: str, n: int) -> list:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=10_000
-    )
-    consumer.assign([TopicPartition(topic, 0)])
-    records = []
-    for record in consumer:
-        records.append(record)
-        if len(records) == n:
-            break
-    consumer.close()
-    return records

@@ -12,22 +12,15 @@ from model_store.snapshot import SnapshotMeta
 from model_store.specs import ModelSpec
 from stream.challengers import Challengers, PairedTest
 from stream.learner import Learner
+from tests.helpers.factories import model_spec
 
 TREE = [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}]
 LOGISTIC = ["preprocessing.StandardScaler", "linear_model.LogisticRegression"]
 
 
 def spec(**challengers) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": "classification",
-            "pipeline": LOGISTIC,
-            "metrics": ["Accuracy", "F1"],
-            "rolling_window": 100,
-            "challengers": challengers,
-        }
+    return model_spec(
+        pipeline=LOGISTIC, metrics=["Accuracy", "F1"], rolling_window=100, challengers=challengers
     )
 
 

@@ -20,10 +20,10 @@ from river import datasets
 
 from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, load_state, sign
-from model_store.specs import ModelSpec
 from stream.fetcher import Batch
 from stream.learner import Learner
 from stream.trainer import CheckpointFailed, Trainer
+from tests.helpers.factories import model_spec
 
 EVENTS = list(datasets.Phishing().take(400))
 RECORDS = [
@@ -96,16 +96,7 @@ class SlowStore:
 
 
 def make_trainer(store: SlowStore, clock: Clock, fork: bool = True) -> Trainer:
-    spec = ModelSpec.model_validate(
-        {
-            "name": "clicks",
-            "topic": "clicks",
-            "task": "classification",
-            "pipeline": ["preprocessing.StandardScaler", "linear_model.LogisticRegression"],
-            "metrics": ["Accuracy"],
-            "checkpoint": {"every_events": 100, "every_seconds": 3600},
-        }
-    )
+    spec = model_spec("clicks", checkpoint={"every_events": 100, "every_seconds": 3600})
     return Trainer(spec, Settings(signing_key="k", metrics_port=0), store, clock=clock, fork=fork)
 
 

@@ -25,6 +25,7 @@ from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer
 from stream.publish import publish
 from stream.trainer import Trainer
+from tests.helpers.factories import model_spec
 from tests.helpers.learning import learned, plain_river
 from tests.helpers.processes import SIGNING_KEY, wait_until
 
@@ -67,16 +68,11 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> Forks:
 
 
 def spec_for(name: str, every_events: int = 100) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": name,
-            "topic": name,
-            "task": "classification",
-            "pipeline": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
-            "metrics": ["Accuracy"],
-            "rolling_window": 100,
-            "checkpoint": {"every_events": every_events, "every_seconds": 0.2, "keep": 100, "fork": True},
-        }
+    return model_spec(
+        name,
+        pipeline=["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
+        rolling_window=100,
+        checkpoint={"every_events": every_events, "every_seconds": 0.2, "keep": 100, "fork": True},
     )
 
 

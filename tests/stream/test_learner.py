@@ -6,20 +6,12 @@ from river import compose, datasets, linear_model, metrics, preprocessing, utils
 from model_store.specs import ModelSpec
 from stream.learner import Learner, WindowedMetric
 from stream.monitors import Monitors
+from tests.helpers.factories import model_spec
 from tests.helpers.learning import modules_referenced
 
 
 def spec() -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": "classification",
-            "pipeline": ["preprocessing.StandardScaler", "linear_model.LogisticRegression"],
-            "metrics": ["Accuracy", "ROCAUC"],
-            "rolling_window": 50,
-        }
-    )
+    return model_spec(metrics=["Accuracy", "ROCAUC"], rolling_window=50)
 
 
 def test_learner_equals_a_plain_river_prequential_loop():

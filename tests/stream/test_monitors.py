@@ -12,23 +12,14 @@ from model_store.specs import ModelSpec, SpecError
 from stream.learner import Learner
 from stream.monitors import ErrorWindows
 from stream.pipeline import validate_spec
+from tests.helpers.factories import model_spec
 from tests.helpers.learning import modules_referenced
 
 DRIFT_AT, LENGTH, BOUND = 3000, 6000, 500
 
 
 def spec(**fields) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": "classification",
-            "pipeline": ["preprocessing.StandardScaler", "linear_model.LogisticRegression"],
-            "metrics": ["Accuracy"],
-            "error_rate": {"windows": [500, 2000]},
-            **fields,
-        }
-    )
+    return model_spec(**{"error_rate": {"windows": [500, 2000]}, **fields})
 
 
 def drifting(seed: int = 1):

@@ -5,20 +5,14 @@ from river import compose, linear_model, optim, preprocessing
 
 from model_store.specs import ModelSpec, SpecError, load_spec, load_specs
 from stream.pipeline import build_pipeline, resolve_river_class, validate_spec
+from tests.helpers.factories import model_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec(**overrides) -> ModelSpec:
-    raw = {
-        "name": "m",
-        "topic": "m",
-        "task": "classification",
-        "pipeline": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {"l2": 0.01}}],
-        "metrics": ["Accuracy"],
-    }
-    raw.update(overrides)
-    return ModelSpec.model_validate(raw)
+    pipeline = ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {"l2": 0.01}}]
+    return model_spec(**{"pipeline": pipeline, "metrics": ["Accuracy"], **overrides})
 
 
 def test_shipped_model_configs_are_valid_and_cover_both_tasks():

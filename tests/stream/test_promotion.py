@@ -6,19 +6,11 @@ from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from stream.promotion import AutoRollback, PromotionGate
+from tests.helpers.factories import model_spec
 
 
 def spec(metric: str = "Accuracy", **promotion) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": "classification",
-            "pipeline": ["linear_model.LogisticRegression"],
-            "metrics": [metric],
-            "promotion": promotion,
-        }
-    )
+    return model_spec(pipeline=["linear_model.LogisticRegression"], metrics=[metric], promotion=promotion)
 
 
 def candidate(rolling: float | None, metric: str = "Accuracy") -> SnapshotMeta:

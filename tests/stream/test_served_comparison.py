@@ -15,6 +15,7 @@ from stream.joiner import Joined
 from stream.learner import Learner
 from stream.served_comparison import ServedComparison
 from stream.served_scores import ServedScores
+from tests.helpers.factories import model_spec
 
 TREE = [{"tree.HoeffdingTreeClassifier": {"grace_period": 50}}]
 L2 = ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {"l2": 0.01}}]
@@ -22,21 +23,8 @@ BROKEN = [{"feature_extraction.BagOfWords": {"on": "absent"}}, "naive_bayes.Mult
 
 
 def spec(metric: str = "Accuracy", task: str = "classification", **challengers) -> ModelSpec:
-    pipeline = (
-        ["preprocessing.StandardScaler", "linear_model.LogisticRegression"]
-        if task == "classification"
-        else ["preprocessing.StandardScaler", "linear_model.LinearRegression"]
-    )
-    return ModelSpec.model_validate(
-        {
-            "name": "m",
-            "topic": "m",
-            "task": task,
-            "pipeline": pipeline,
-            "metrics": [metric],
-            "challengers": challengers,
-            "delayed_labels": {"log_predictions": True},
-        }
+    return model_spec(
+        task=task, metrics=[metric], challengers=challengers, delayed_labels={"log_predictions": True}
     )
 
 

@@ -9,24 +9,18 @@ from river import metrics
 
 from model_store.monitoring import MetricPoint, ServedState
 from model_store.settings import Settings
-from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from stream.fleet import Fleet
 from stream.joiner import Joined
 from stream.learner import Learner
 from stream.served_scores import MAX_VERSIONS, ServedScores
 from stream.telemetry import TrainerTelemetry
+from tests.helpers.factories import model_spec
 from tests.helpers.metrics import TRAINER_METRICS
 
-SPEC = ModelSpec.model_validate(
-    {
-        "name": "m",
-        "topic": "m",
-        "task": "classification",
-        "pipeline": ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
-        "metrics": ["Accuracy"],
-        "delayed_labels": {"max_age_seconds": 60},
-    }
+SPEC = model_spec(
+    pipeline=["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
+    delayed_labels={"max_age_seconds": 60},
 )
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pickle
 import signal
-import subprocess
-import sys
 
 import httpx
 from river import compose, datasets, linear_model, preprocessing, tree
@@ -16,7 +14,7 @@ from model_store.store import CheckpointStore
 from stream.publish import publish
 from tests.helpers.browser import chromium, screenshot
 from tests.helpers.learning import learned, phishing_events, plain_river
-from tests.helpers.processes import SIGNING_KEY, Env, stop, wait_until, write_spec
+from tests.helpers.processes import SIGNING_KEY, Env, cli, stop, wait_until, write_spec
 
 PROBE = [x for x, _ in datasets.Phishing().take(20)]
 CHALLENGERS = {
@@ -83,14 +81,9 @@ def test_challengers_learn_exactly_once_across_a_sigkill_and_the_leaderboard_sho
         assert shown[0] == "champion" and set(shown) == {"champion", *CHALLENGERS}
         screenshot(browser, "dashboard-leaderboard")
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "leaderboard", name],
-        env=env.environ(),
-        capture_output=True,
-        text=True,
-    )
-    assert cli.returncode == 0, cli.stderr
-    assert all(n in cli.stdout for n in ("champion", "tree", "l2")) and f"v{meta.version}" in cli.stdout
+    board = cli(env, "leaderboard", name)
+    assert board.returncode == 0, board.stderr
+    assert all(n in board.stdout for n in ("champion", "tree", "l2")) and f"v{meta.version}" in board.stdout
 
 
 def test_promoting_a_challenger_serves_it_records_it_and_a_reset_brings_the_old_champion_back(
@@ -128,12 +121,7 @@ def test_promoting_a_challenger_serves_it_records_it_and_a_reset_brings_the_old_
     former = promoted.promotion["former"]
     assert former in promoted.challengers and "tree" not in promoted.challengers
     assert any(e["action"] == "promotion applied" for e in store.audit_log(name))
-    listed = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "versions", name],
-        env=env.environ(),
-        capture_output=True,
-        text=True,
-    )
+    listed = cli(env, "versions", name)
     assert f"champion=tree (was {former})" in listed.stdout, listed.stdout
 
     # a reset to a version before the promotion brings the old champion back
@@ -155,13 +143,8 @@ def test_promoting_a_challenger_serves_it_records_it_and_a_reset_brings_the_old_
     for x in PROBE:
         answer = httpx.post(f"{base}/predict", json={"features": x}, timeout=5).json()
         assert answer["prediction"] == old.predict_one(x)
-    cli = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "promote", name, "nope"],
-        env=env.environ(),
-        capture_output=True,
-        text=True,
-    )
-    assert cli.returncode == 2 and "no challenger 'nope'" in cli.stderr
+    refused = cli(env, "promote", name, "nope")
+    assert refused.returncode == 2 and "no challenger 'nope'" in refused.stderr
 
 
 ADMIN = {"X-API-Key": "admin-key"}

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import orjson
 from river import compose, datasets, linear_model, preprocessing
 
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore
-from tests.helpers.processes import ROOT, SIGNING_KEY, Env, wait_until, write_spec
+from tests.helpers.processes import SIGNING_KEY, Env, cli, wait_until, write_spec
 
 ROWS = list(datasets.Phishing().take(120))
-
-
-def cli(env: Env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "model_store.cli", *args],
-        env=env.environ(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_publish_replays_csv_and_jsonl_files_into_the_topic(env: Env, store: CheckpointStore, tmp_path):

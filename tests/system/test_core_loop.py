@@ -11,11 +11,12 @@ import time
 
 import httpx
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from river import datasets
 
 from model_store.store import CheckpointStore
 from stream.publish import publish
+from tests.helpers.kafka import dead_letters
 from tests.helpers.learning import learned, phishing_events, plain_river
 from tests.helpers.processes import Env, stop, wait_until, write_spec
 
@@ -89,15 +90,7 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_learning_goes_on(env: 
     meta, _ = wait_until(lambda: learned(store, name, 50), timeout=60, what="the 50 good events learned")
     assert meta.offsets == {0: 50 + len(sent_bad)}
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=env.kafka, group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=5000
-    )
-    consumer.assign([TopicPartition(f"{name}.dlq", 0)])
-    dead = []
-    for record in consumer:
-        dead.append(record)
-        if len(dead) == len(sent_bad):
-            break
+    dead = dead_letters(env.kafka, name, len(sent_bad))
     assert len(dead) == len(sent_bad) == 6
     for record, (value, reason) in zip(dead, sent_bad, strict=True):
         headers = dict(record.headers)

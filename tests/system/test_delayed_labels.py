@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from river import datasets, metrics
 from selenium.webdriver.common.by import By
 
@@ -18,8 +16,9 @@ from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, free_port
 from stream.publish import publish
 from tests.helpers.browser import chromium, screenshot
+from tests.helpers.kafka import dead_letters
 from tests.helpers.learning import learned
-from tests.helpers.processes import ROOT, Env, stop, wait_until, write_spec
+from tests.helpers.processes import Env, cli, stop, wait_until, write_spec
 
 ROWS = list(datasets.Phishing().take(400))
 
@@ -46,19 +45,6 @@ def start(
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: serving(base, name), timeout=30, what="a served version")
     return name, base, store
-
-
-def dead_letters(env: Env, topic: str, n: int) -> list:
-    consumer = KafkaConsumer(
-        bootstrap_servers=env.kafka, group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=15_000
-    )
-    consumer.assign([TopicPartition(f"{topic}.dlq", 0)])
-    out = []
-    for record in consumer:
-        out.append(record)
-        if len(out) == n:
-            break
-    return out
 
 
 def test_labels_arriving_later_and_out_of_order_are_learned_once_and_served_accuracy_is_exact(
@@ -147,7 +133,7 @@ def test_unknown_and_expired_labels_are_dead_lettered_with_reasons(env: Env, por
     wait_until(lambda: learned(store, name, 29), timeout=60, what="the later events learned")
     producer.send(name, orjson.dumps({"id": "too-slow", "label": True}))
     producer.flush()
-    dead = dead_letters(env, name, 2)
+    dead = dead_letters(env.kafka, name, 2)
     reasons = {rec.key.decode(): dict(rec.headers)["error"].decode() for rec in dead}
     assert reasons["nobody-asked"].startswith("unknown id")
     assert reasons["too-slow"].startswith("expired")
@@ -235,31 +221,22 @@ def test_predictions_keep_being_answered_while_kafka_is_down_and_drops_are_count
 
 def test_publish_replays_a_dataset_with_predictions_now_and_labels_later(env: Env, port: int):
     name, base, store = start(env, port, max_age=600, warmup=50)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "model_store.cli",
-            "publish",
-            "--model",
-            name,
-            "--dataset",
-            "Phishing",
-            "--limit",
-            "60",
-            "--delayed-labels",
-            "--api",
-            base,
-            "--label-delay",
-            "0.5",
-            "--rate",
-            "200",
-        ],
-        env=env.environ(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = cli(
+        env,
+        "publish",
+        "--model",
+        name,
+        "--dataset",
+        "Phishing",
+        "--limit",
+        "60",
+        "--delayed-labels",
+        "--api",
+        base,
+        "--label-delay",
+        "0.5",
+        "--rate",
+        "200",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "60 predictions" in result.stdout and "60 labels" in result.stdout

@@ -14,9 +14,7 @@ from fastapi.testclient import TestClient
 from river import compose, linear_model, preprocessing
 from river.datasets import synth
 
-from api.main import create_app
 from model_store.feature_stats import summarize
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
@@ -24,8 +22,10 @@ from stream.learner import TIMED_EVERY
 from stream.local_services import free_port
 from stream.publish import publish
 from tests.helpers.browser import chromium, screenshot
+from tests.helpers.factories import model_spec
 from tests.helpers.processes import Env, stop, wait_until, write_spec
 from tests.helpers.prometheus import prometheus, query, sample
+from tests.helpers.replicas import api_client
 
 DRIFT_AT, LENGTH, BOUND = 3000, 6000, 500
 
@@ -79,16 +79,7 @@ def model_card(browser, name: str) -> dict | None:
 
 
 def spec(name: str) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": name,
-            "topic": name,
-            "task": "classification",
-            "pipeline": ["preprocessing.StandardScaler", "linear_model.LogisticRegression"],
-            "metrics": ["Accuracy"],
-            "data_drift": {"window": 300, "min_samples": 100},
-        }
-    )
+    return model_spec(name, data_drift={"window": 300, "min_samples": 100})
 
 
 def training(n: int, seed: int) -> list[tuple[dict, bool]]:
@@ -102,8 +93,7 @@ def training(n: int, seed: int) -> list[tuple[dict, bool]]:
 
 @pytest.fixture
 def client(store: CheckpointStore, prefix: str) -> Iterator[TestClient]:
-    settings = Settings(redis_url="redis://unused.invalid:1", key_prefix=prefix, poll_interval_seconds=0.2)
-    with TestClient(create_app(settings, specs={"clf": spec("clf")}, store=store)) as c:
+    with api_client(store, prefix, {"clf": spec("clf")}) as c:
         yield c
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pickle
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -16,7 +14,7 @@ from model_store.snapshot import SnapshotMeta
 from model_store.store import CheckpointStore
 from stream.publish import publish
 from tests.helpers.learning import learned, phishing_events, plain_river
-from tests.helpers.processes import Env, stop, wait_until, write_spec
+from tests.helpers.processes import Env, cli, stop, wait_until, write_spec
 
 TTL = "2"  # seconds: short, so the tests wait little for an expiry
 PROBE = [x for x, _ in datasets.Phishing().take(20)]
@@ -162,9 +160,7 @@ def test_status_and_the_api_show_who_trains_each_model(env: Env, store: Checkpoi
     holder = store.owner(name)
     assert shown["pid"] == trainer.pid and shown["epoch"] == holder.epoch >= 1
     assert shown["last_checkpoint"] == store.latest_version(name)
-    status = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "status"], env=env.environ(), capture_output=True, text=True
-    )
+    status = cli(env, "status")
     assert status.returncode == 0, status.stdout + status.stderr
     row = next(line for line in status.stdout.splitlines() if line.startswith(name))
     assert f"pid {trainer.pid}" in row and f" {holder.epoch} " in row, status.stdout
@@ -172,12 +168,7 @@ def test_status_and_the_api_show_who_trains_each_model(env: Env, store: Checkpoi
     assert stop(trainer) == 0  # releases the lease
     assert store.owner(name) is None
     wait_until(lambda: trainer_field() is None, timeout=10, what="the API showing nobody trains it")
-    status = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "status", name],
-        env=env.environ(),
-        capture_output=True,
-        text=True,
-    )
+    status = cli(env, "status", name)
     assert status.returncode == 1 and "NOBODY TRAINS IT" in status.stdout, status.stdout
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import subprocess
-import sys
 
 import httpx
 from river import compose, datasets, linear_model, preprocessing
@@ -14,7 +12,7 @@ from river import compose, datasets, linear_model, preprocessing
 from model_store.store import CheckpointStore
 from stream.local_services import free_port
 from stream.publish import publish
-from tests.helpers.processes import ROOT, Env, wait_until, write_spec
+from tests.helpers.processes import Env, cli, wait_until, write_spec
 
 KEY = "admin-key-for-tests"
 ADMIN = {"X-API-Key": KEY}
@@ -42,17 +40,6 @@ def version_of(port: int, name: str) -> int | None:
 def all_serve(ports: list[int], name: str, version: int, what: str) -> None:
     for port in ports:
         wait_until(lambda: version_of(port, name) == version, timeout=30, what=f"port {port}: {what}")  # noqa: B023
-
-
-def cli(env: Env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "model_store.cli", *args],
-        env=env.environ(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_pin_and_unpin_reach_every_replica_including_one_started_after_the_pin(

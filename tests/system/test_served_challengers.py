@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 import httpx
 import orjson
@@ -20,7 +19,7 @@ from stream.paired_test import PairedTest
 from stream.publish import publish
 from tests.helpers.browser import chromium, screenshot
 from tests.helpers.learning import learned
-from tests.helpers.processes import Env, stop, wait_until, write_spec
+from tests.helpers.processes import Env, cli, stop, wait_until, write_spec
 
 ROWS = list(datasets.Phishing().take(400))
 WARMUP = 150
@@ -162,15 +161,10 @@ def test_the_served_column_scores_each_challenger_on_the_served_requests_exactly
         assert got["paired"] == want["paired"], cname
         assert got["difference"] == want["value"] - want["champion"], cname
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "leaderboard", name],
-        env=env.environ(),
-        capture_output=True,
-        text=True,
-    )
-    assert cli.returncode == 0, cli.stderr
-    assert "served" in cli.stdout and "joined" in cli.stdout, cli.stdout
-    l2_line = next(line for line in cli.stdout.splitlines() if " l2 " in line)
+    board = cli(env, "leaderboard", name)
+    assert board.returncode == 0, board.stderr
+    assert "served" in board.stdout and "joined" in board.stdout, board.stdout
+    l2_line = next(line for line in board.stdout.splitlines() if " l2 " in line)
     assert f"{expected['l2']['value']:.4f}" in l2_line and f" {expected['l2']['n']} " in l2_line, l2_line
 
 

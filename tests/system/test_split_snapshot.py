@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import subprocess
-import sys
 
 import httpx
 import orjson
@@ -25,7 +23,7 @@ from stream.learner import Learner
 from stream.local_services import free_port
 from stream.publish import publish
 from tests.helpers.learning import phishing_events, plain_river
-from tests.helpers.processes import ROOT, SIGNING_KEY, Env, wait_until, write_spec
+from tests.helpers.processes import SIGNING_KEY, Env, cli, wait_until, write_spec
 from tests.helpers.prometheus import sample
 
 KEY = SIGNING_KEY.encode()
@@ -177,14 +175,7 @@ def test_the_trainer_resumes_from_both_parts_and_replicas_serve_either_form(
 
     wait_until(lambda: scraped("training") == meta.training_bytes, timeout=20, what="training bytes exported")
     assert scraped("artefact") == meta.blob_bytes
-    listing = subprocess.run(
-        [sys.executable, "-m", "model_store.cli", "versions", name],
-        env=env.environ(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listing = cli(env, "versions", name, timeout=60)
     assert listing.returncode == 0, listing.stderr
     rows = {line.split()[0]: line for line in listing.stdout.splitlines() if line.split()[0].isdigit()}
     assert (
