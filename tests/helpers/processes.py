@@ -113,6 +113,18 @@ def cli(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProce
     )
 
 
+def unread(port: int) -> int:
+    """Bytes that clients sent a server on 127.0.0.1:``port`` and it has not read yet (0 once it has
+    read every request on its open connections)."""
+    waiting = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "01" and int(local.split(":")[1], 16) == port:  # 01: ESTABLISHED
+            waiting += int(queues.split(":")[1], 16)  # tx_queue:rx_queue
+    return waiting
+
+
 def _healthy(port: int, proc: subprocess.Popen) -> bool:
     if proc.poll() is not None:
         raise AssertionError(f"API exited with {proc.returncode}")

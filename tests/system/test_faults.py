@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import signal
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,7 +17,7 @@ from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer, free_port
 from stream.publish import publish
 from tests.helpers.learning import EVENTS, PROBE, learned, plain_river
-from tests.helpers.processes import Env, stop, wait_until, write_spec
+from tests.helpers.processes import Env, stop, unread, wait_until, write_spec
 
 
 @pytest.fixture
@@ -47,9 +46,14 @@ def test_trainer_waits_for_a_stopped_broker_and_resumes_without_loss_or_repeat(
         publish(EVENTS[:400], name, own_kafka.bootstrap, progress=False)
         wait_until(lambda: learned(store, name, 400), timeout=60, what="first 400 learned")
 
+        seen = len(env.log(f"train-{name}"))
         own_kafka.stop()
-        time.sleep(3)  # the trainer polls a dead broker meanwhile
-        assert env.children[0].poll() is None, "the trainer gave up while Kafka was down"
+        wait_until(  # the trainer's fetcher has met the dead broker...
+            lambda: "Connection refused" in env.log(f"train-{name}")[seen:],
+            timeout=60,
+            what="the trainer noticing Kafka is down",
+        )
+        assert env.children[0].poll() is None, "the trainer gave up while Kafka was down"  # ...and waits
         own_kafka.start()
 
         publish(EVENTS[400:], name, own_kafka.bootstrap, progress=False)
@@ -82,6 +86,7 @@ def test_redis_restart_replicas_keep_serving_and_versions_continue_without_gap(
             what="replica serving the first version",
         )
 
+        seen = len(env.log(f"train-{name}"))
         own_redis.stop()
         publish(EVENTS[300:600], name, kafka.bootstrap, progress=False)  # learned while Redis is away
         for x in PROBE:
@@ -93,8 +98,12 @@ def test_redis_restart_replicas_keep_serving_and_versions_continue_without_gap(
             what="replica reporting the store unreachable",
         )
         assert ready["models"][name] == before.version
-        time.sleep(2)  # the trainer tries (and fails) to checkpoint meanwhile
-        assert env.children[0].poll() is None, "the trainer died while Redis was down"
+        wait_until(  # the trainer has tried (and failed) to checkpoint...
+            lambda: "will retry" in env.log(f"train-{name}")[seen:],
+            timeout=60,
+            what="the trainer failing to checkpoint while Redis is down",
+        )
+        assert env.children[0].poll() is None, "the trainer died while Redis was down"  # ...and goes on
 
         own_redis.start()  # same port, same AOF: versions persist
         after, _ = wait_until(lambda: learned(store, name, 600), timeout=60, what="600 learned after restart")
@@ -128,16 +137,31 @@ def test_sigterm_lets_in_flight_requests_finish_while_other_replicas_keep_servin
         wait_until(lambda p=p: httpx.get(f"http://127.0.0.1:{p}/readyz").status_code == 200, timeout=30)
     batch = {"instances": [{"features": x} for x in PROBE] * 50}  # 1000 instances: a slow request
 
+    sent: list[str] = []
+
+    async def body_sent(event: str, info: dict) -> None:
+        if event == "http11.send_request_body.complete":
+            sent.append(event)
+
     async def main():
         async with httpx.AsyncClient(timeout=30) as client:
             in_flight = [
                 asyncio.create_task(
-                    client.post(f"http://127.0.0.1:{ports[0]}/models/{name}/predict/batch", json=batch)
+                    client.post(
+                        f"http://127.0.0.1:{ports[0]}/models/{name}/predict/batch",
+                        json=batch,
+                        extensions={"trace": body_sent},
+                    )
                 )
                 for _ in range(6)
             ]
-            await asyncio.sleep(0.05)  # requests sent, responses not yet complete
-            doomed.send_signal(signal.SIGTERM)
+            for _ in range(3000):  # every request sent and read by the replica...
+                if len(sent) == len(in_flight) and unread(ports[0]) == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(sent) == len(in_flight), "the requests never reached the replica"
+            assert not all(r.done() for r in in_flight), "answered before SIGTERM: nothing was drained"
+            doomed.send_signal(signal.SIGTERM)  # ...and not all are answered
             others = [
                 await client.post(
                     f"http://127.0.0.1:{ports[1]}/models/{name}/predict", json={"features": PROBE[i % 20]}
