@@ -109,8 +109,9 @@ def test_forked_checkpoints_keep_up_with_learning_and_follow_each_other_exactly_
     trainer = Trainer(spec_for(name), settings_for(kafka, redis_server.url, prefix), store)
     assert trainer.fork
     with running(trainer):
-        publish(EVENTS, name, kafka.bootstrap, 300.0, progress=False)  # about 3 s of live stream
-        meta, blob = wait_until(lambda: learned(store, name, 1000), timeout=60, what="all 1000 learned")
+        for n in range(100, 1001, 100):  # a live stream (300 events/s), a checkpoint awaited per 100
+            publish(EVENTS[n - 100 : n], name, kafka.bootstrap, 300.0, progress=False)
+            meta, blob = wait_until(lambda n=n: learned(store, name, n), timeout=60, what=f"{n} learned")
     assert forks.overlaps == []  # at most one child at a time, each reaped before the next
     assert forks.all_reaped()  # none left after stop, not even a zombie
 

@@ -164,8 +164,17 @@ def test_hot_swap_under_concurrent_requests_returns_no_error(env: Env, store: Ch
         results: list = []
         done = asyncio.Event()
         tasks = [asyncio.create_task(hammer(results, done)) for _ in range(8)]
-        await asyncio.to_thread(publish, phishing_events(1200)[20:], name, env.kafka, 300, None, None, False)
-        await asyncio.to_thread(wait_until, lambda: learned(store, name, 1200), 60)
+        events = phishing_events(1200)
+        bounds = [*range(20, 1200, 100), 1200]
+        for start, end in zip(bounds, bounds[1:], strict=False):  # 12 versions swapped in under load
+            await asyncio.to_thread(publish, events[start:end], name, env.kafka, None, None, None, False)
+            newest, _ = await asyncio.to_thread(wait_until, lambda n=end: learned(store, name, n), 60)
+            for _ in range(3000):  # awaited, not timed: the replica answers with this version
+                if results and results[-1][1] >= newest.version:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"v{newest.version} never answered; last answers {results[-5:]}")
         after = len(results)
         while len(results) < after + 50:  # answered by the newest version too
             await asyncio.sleep(0.01)
