@@ -151,7 +151,7 @@ def render(seeds: int, drift_rows: list[str], data_rows: list[str], seconds: flo
             "",
             "A miss means the new concept barely changes the learner's error: a random new "
             "hyperplane can lie close to the old one, and SEA's threshold 8 -> 7 relabels few "
-            "points. The end-to-end test (tests/integration/test_monitoring.py) runs the Sine "
+            "points. The end-to-end test (tests/system/test_monitoring.py) runs the Sine "
             "reversal through Kafka, the trainer and the API with the drift at event 3,000 and "
             "requires a detection within 500 events and none on the stationary stream.",
             "",

@@ -268,10 +268,23 @@ def registered_metrics(source: str, where: str = "<source>") -> tuple[set[str], 
             and func.value.id in modules
         ):
             kind = func.attr
+        args = node.args
+        if kind is None and len(args) >= 2 and _constant(args[1]) is not None:
+            # a builder handed the metric's class and name: own(Gauge, "x_total", ...)
+            cls = args[0]
+            if isinstance(cls, ast.Name) and cls.id in classes:
+                kind, args = classes[cls.id], args[1:]
+            elif (
+                isinstance(cls, ast.Attribute)
+                and cls.attr in SAMPLE_SUFFIXES
+                and isinstance(cls.value, ast.Name)
+                and cls.value.id in modules
+            ):
+                kind, args = cls.attr, args[1:]
         if kind is None:
             continue
         keywords = {k.arg: k.value for k in node.keywords if k.arg}
-        name = _constant(node.args[0]) if node.args else _constant(keywords.get("name"))
+        name = _constant(args[0]) if args else _constant(keywords.get("name"))
         if name is None:
             unreadable.append(f"{where}:{node.lineno}")
             continue

@@ -1,6 +1,10 @@
-"""What exactly-once tests compare with: Phishing events, the plain River loop, the newest version."""
+"""What exactly-once tests compare with: Phishing events, the plain River loop, the newest version,
+and what a pickle imports."""
 
 from __future__ import annotations
+
+import io
+import pickle
 
 from river import compose, datasets, linear_model, preprocessing
 
@@ -10,6 +14,12 @@ from model_store.store import CheckpointStore
 
 def phishing_events(n: int) -> list[dict]:
     return [{"features": x, "label": y} for x, y in datasets.Phishing().take(n)]
+
+
+EVENTS = phishing_events(900)
+"""The stream the fault tests learn across restarts."""
+PROBE = [e["features"] for e in EVENTS[:20]]
+"""Features whose predictions are compared with the plain River loop's."""
 
 
 def plain_river(events: list[dict]) -> compose.Pipeline:
@@ -25,3 +35,16 @@ def learned(store: CheckpointStore, name: str, n: int) -> tuple[SnapshotMeta, by
     """The newest version once it has learned exactly ``n`` events, else None."""
     newest = store.fetch_latest(name)
     return newest if newest and newest[0].n_learned == n else None
+
+
+def modules_referenced(blob: bytes) -> set[str]:
+    """Every module a pickle imports when loaded (the API must have them all)."""
+    seen: set[str] = set()
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            seen.add(module)
+            return super().find_class(module, name)
+
+    Recorder(io.BytesIO(blob)).load()
+    return seen

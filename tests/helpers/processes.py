@@ -20,6 +20,8 @@ from model_store.specs import ModelSpec
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_KEY = "test-signing-key"
+STREAMLEARN = [sys.executable, "-m", "model_store.cli"]
+"""The `streamlearn` command, run from the checkout with the test's Python."""
 
 
 def wait_until(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
@@ -78,7 +80,7 @@ class Env:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "model_store.cli", *args],
+            [*STREAMLEARN, *args],
             env=self.environ(**extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -102,6 +104,25 @@ class Env:
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text() if path.exists() else ""
+
+
+def cli(env: Env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """One `streamlearn` command against ``env``, run to completion, its output captured as text."""
+    return subprocess.run(
+        [*STREAMLEARN, *args], env=env.environ(), cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def unread(port: int) -> int:
+    """Bytes that clients sent a server on 127.0.0.1:``port`` and it has not read yet (0 once it has
+    read every request on its open connections)."""
+    waiting = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "01" and int(local.split(":")[1], 16) == port:  # 01: ESTABLISHED
+            waiting += int(queues.split(":")[1], 16)  # tx_queue:rx_queue
+    return waiting
 
 
 def _healthy(port: int, proc: subprocess.Popen) -> bool:
