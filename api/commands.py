@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from api.settings import ApiSettings
 from model_store.cli import signed_settings
 from model_store.records import SourceError
 from model_store.store import CheckpointStore
@@ -18,7 +19,7 @@ from model_store.store import CheckpointStore
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.main import serve
 
-    settings = signed_settings(args)
+    settings = signed_settings(args, ApiSettings)
     serve(settings, args.host, args.port)
     return 0
 

@@ -13,7 +13,7 @@ from api.feed import PointFeed
 from api.manager import ModelManager, Served
 from api.responder import Responder
 from api.serving_monitor import ServingMonitor
-from model_store.settings import Settings
+from api.settings import ApiSettings
 
 # Declared once so OpenAPI shows both ways of sending the admin key; neither fails on its own.
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="AdminKey")
@@ -24,7 +24,7 @@ async def get_manager(request: Request) -> ModelManager:
     return request.app.state.manager
 
 
-async def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
@@ -43,7 +43,7 @@ async def get_responder(request: Request) -> Responder:
 # Every dependency is async: FastAPI runs a plain function dependency in its thread pool, a hop
 # that costs more than a whole prediction.
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 ServingMonitorDep = Annotated[ServingMonitor, Depends(get_serving_monitor)]
 FeedDep = Annotated[PointFeed, Depends(get_feed)]
 ResponderDep = Annotated[Responder, Depends(get_responder)]

@@ -23,8 +23,8 @@ from api.responder import Responder
 from api.routes import admin, dashboard, health, leaderboard, metrics, models, monitors, predict
 from api.schemas import MAX_BODY_BYTES
 from api.serving_monitor import ServingMonitor
+from api.settings import ApiSettings
 from api.watcher import Watcher
-from model_store.settings import Settings
 from model_store.specs import ModelSpec, load_specs
 from model_store.store import CheckpointStore
 
@@ -49,7 +49,7 @@ class Replica(FastAPI):
 
 
 def create_app(
-    settings: Settings,
+    settings: ApiSettings,
     specs: dict[str, ModelSpec] | None = None,
     store: CheckpointStore | None = None,
     fast_predict: bool = True,
@@ -122,7 +122,7 @@ def create_app(
     return app
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(settings: ApiSettings, host: str, port: int) -> None:
     """Run one replica with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
     import uvicorn
 

@@ -36,12 +36,12 @@ import river  # noqa: E402
 from river import datasets  # noqa: E402
 
 from bench.report import write_heading_section  # noqa: E402
-from model_store.settings import Settings  # noqa: E402
 from model_store.specs import ModelSpec  # noqa: E402
 from model_store.store import CheckpointStore  # noqa: E402
 from stream.fetcher import Batch  # noqa: E402
 from stream.learner import Learner  # noqa: E402
 from stream.local_services import RedisServer  # noqa: E402
+from stream.settings import TrainerSettings  # noqa: E402
 from stream.trainer import Trainer  # noqa: E402
 
 SECTION = "## Checkpoints off the hot path"
@@ -88,7 +88,9 @@ def warm_state(n: int) -> bytes:
 def run(mode: str, state: bytes, warm: int, events: list, store: CheckpointStore, name: str) -> dict:
     every = 3600.0 if mode == "none" else 1.0
     model_spec = spec(name, every)
-    trainer = Trainer(model_spec, Settings(signing_key="bench", metrics_port=0), store, fork=mode == "forked")
+    trainer = Trainer(
+        model_spec, TrainerSettings(signing_key="bench", metrics_port=0), store, fork=mode == "forked"
+    )
     trainer.learner = Learner.from_state(pickle.loads(state), model_spec)
     trainer.offsets = {0: warm}
     trainer.due.reset()

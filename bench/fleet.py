@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.events import publish, raw_values  # noqa: E402
 from bench.harness import Deployment, Services, local_services, say, wait_until  # noqa: E402
 from bench.report import machine, write_heading_section  # noqa: E402
-from model_store.settings import Settings  # noqa: E402
 from stream.publish import publish as publish_events  # noqa: E402
+from stream.settings import TrainerSettings  # noqa: E402
 
 HEADING = "## Trainer fleet (make bench-fleet)"
 PIPELINE = ["preprocessing.StandardScaler", "linear_model.LogisticRegression"]
@@ -105,7 +105,7 @@ def fleet_rate(services: Services, workdir: Path, events: int, members: int) -> 
 
 def render(kill: list[float], term: list[float], rates: list[tuple[float, float]], events: int) -> str:
     m = machine()
-    ttl = Settings().trainer_lease_seconds
+    ttl = TrainerSettings().trainer_lease_seconds
     ratios = [a / b for a, b in rates]
     worst_kill = max(kill)
     lines = [

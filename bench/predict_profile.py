@@ -38,8 +38,8 @@ from api.main import create_app  # noqa: E402
 from api.manager import Served  # noqa: E402
 from api.predicting import predict_features  # noqa: E402
 from api.schemas import MAX_BODY_BYTES  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
 from bench.bare_asgi import app as bare_app  # noqa: E402
-from model_store.settings import Settings  # noqa: E402
 from model_store.snapshot import SnapshotMeta  # noqa: E402
 from model_store.specs import ModelSpec  # noqa: E402
 
@@ -70,7 +70,7 @@ def app_with_model(log_predictions: bool, model: Any, fast_predict: bool = True)
     """The replica's app, its manager holding one served version; no lifespan, so the
     prediction log's thread and child never start (submit only queues: it is the request
     path's share that is timed)."""
-    settings = Settings(redis_url="redis://127.0.0.1:1/0", kafka_bootstrap_servers="127.0.0.1:1")
+    settings = ApiSettings(redis_url="redis://127.0.0.1:1/0", kafka_bootstrap_servers="127.0.0.1:1")
     app = create_app(settings, {NAME: spec(log_predictions)}, fast_predict=fast_predict)
     meta = SnapshotMeta(model=NAME, version=12, task="classification", topic=NAME, n_learned=1000)
     served = Served(NAME, 12, meta, model, False, time.time())

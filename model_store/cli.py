@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TypeVar
 
 from model_store.leaderboard import ServedColumn, leaderboard
 from model_store.settings import Settings
@@ -26,12 +27,16 @@ COMMANDS_GROUP = "streamlearn.commands"
 """Entry-point group of the functions ``register(subparsers)`` that add a side's commands."""
 
 
-def settings_of(args: argparse.Namespace) -> Settings:
-    """The process settings, with ``--models-dir`` over the environment."""
+S = TypeVar("S", bound=Settings)
+
+
+def settings_of(args: argparse.Namespace, kind: type[S] = Settings) -> S:
+    """The process settings (``kind``: the shared ones, or a side's), with ``--models-dir``
+    over the environment."""
     overrides = {}
     if getattr(args, "models_dir", None):
         overrides["models_dir"] = Path(args.models_dir)
-    return Settings(**overrides)
+    return kind(**overrides)
 
 
 def spec_of(settings: Settings, name: str) -> ModelSpec:
@@ -51,9 +56,9 @@ def require_signing_key(settings: Settings) -> None:
         )
 
 
-def signed_settings(args: argparse.Namespace) -> Settings:
+def signed_settings(args: argparse.Namespace, kind: type[S] = Settings) -> S:
     """``settings_of`` for a command that writes or loads checkpoints: the signing key is required."""
-    settings = settings_of(args)
+    settings = settings_of(args, kind)
     require_signing_key(settings)
     return settings
 

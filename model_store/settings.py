@@ -15,7 +15,10 @@ from pydantic_settings import (
 
 
 class Settings(BaseSettings):
-    """Everything a trainer, an API replica or the CLI needs to find its services."""
+    """What every process needs to find its services and agree on checkpoints: Kafka, Redis,
+    the models' YAML, the key prefix and the signing key. Each side adds its own settings
+    (stream.settings.TrainerSettings, api.settings.ApiSettings); the shared commands need
+    only these."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMLEARN_", extra="ignore")
 
@@ -37,34 +40,12 @@ class Settings(BaseSettings):
         default="streamlearn",
         description="Prefix of every Redis key and channel, so several deployments share a Redis.",
     )
-    admin_key: SecretStr | None = None
-    predict_key: SecretStr | None = Field(
-        default=None, description="When set, prediction endpoints need it (X-API-Key or Bearer)"
-    )
     signing_key: SecretStr | None = None
-    poll_interval_seconds: float = Field(
-        default=2.0, gt=0, description="API fallback poll of Redis when a pub/sub message is lost."
-    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
-    trainer_lease_seconds: float = Field(
-        default=6.0,
-        gt=0,
-        description="TTL of a trainer's lease on its model: a standby takes over this long after "
-        "the owner died or was cut off.",
-    )
-    trainer_lease_renew_seconds: float | None = Field(
-        default=None, gt=0, description="How often the owner renews its lease (default: a third of the TTL)."
-    )
-    metrics_port: int = Field(
-        default=9100, ge=0, le=65535, description="Trainer's Prometheus port; 0 disables it."
-    )
-    metrics_host: str = Field(
-        default="0.0.0.0", description="Address the trainer's Prometheus endpoint listens on."
-    )
     config_file: Path | None = Field(
         default=None, description="Optional YAML file read under the environment."
     )

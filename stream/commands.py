@@ -11,19 +11,20 @@ from pathlib import Path
 
 from model_store.cli import settings_of, signed_settings, spec_of
 from model_store.specs import load_specs
+from stream.settings import TrainerSettings
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from stream.trainer import run_trainer
 
-    settings = signed_settings(args)
+    settings = signed_settings(args, TrainerSettings)
     return run_trainer(spec_of(settings, args.model), settings)
 
 
 def cmd_train_all(args: argparse.Namespace) -> int:
     from stream.fleet import run_fleet
 
-    settings = signed_settings(args)
+    settings = signed_settings(args, TrainerSettings)
     heartbeat = Path(args.heartbeat) if args.heartbeat else None
     return run_fleet(load_specs(settings.models_dir), settings, heartbeat)
 
@@ -31,7 +32,7 @@ def cmd_train_all(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from stream.rebuild import rebuild_command
 
-    settings = signed_settings(args)
+    settings = signed_settings(args, TrainerSettings)
     return rebuild_command(args, settings, spec_of(settings, args.model))
 
 

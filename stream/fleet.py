@@ -47,7 +47,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from model_store.leases import Members, new_owner_id
-from model_store.settings import Settings
 from model_store.snapshot import running_runtime
 from model_store.specs import ModelSpec, SpecError
 from model_store.store import CheckpointStore
@@ -55,6 +54,7 @@ from stream.backoff import Backoff
 from stream.forked_child import death_signal_setter
 from stream.local_services import free_port
 from stream.pipeline import validate_spec
+from stream.settings import TrainerSettings
 from stream.telemetry import serve_metrics
 from stream.trainer import EXIT_INCOMPATIBLE
 
@@ -101,7 +101,7 @@ class Fleet:
     def __init__(
         self,
         specs: Mapping[str, ModelSpec],
-        settings: Settings,
+        settings: TrainerSettings,
         store: CheckpointStore,
         spawn: Callable[[str, int], subprocess.Popen] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -316,7 +316,9 @@ class FleetMetrics(Collector):
         yield from merged.values()
 
 
-def run_fleet(specs: Mapping[str, ModelSpec], settings: Settings, heartbeat: Path | None = None) -> int:
+def run_fleet(
+    specs: Mapping[str, ModelSpec], settings: TrainerSettings, heartbeat: Path | None = None
+) -> int:
     """Entry point of ``streamlearn train --all``: SIGINT/SIGTERM only set the stop flag."""
     if not specs:
         raise SpecError(f"no model YAMLs in {settings.models_dir}: nothing to train")

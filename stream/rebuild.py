@@ -39,7 +39,6 @@ from tqdm import tqdm
 from model_store.event_schema import Task
 from model_store.feature_stats import summarize
 from model_store.leases import Fenced
-from model_store.settings import Settings
 from model_store.snapshot import RebuiltFrom, SnapshotMeta, dump_parts
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, StoreError
@@ -52,6 +51,7 @@ from stream.kafka_io import make_consumer
 from stream.learner import Learner
 from stream.ownership import Ownership
 from stream.pipeline import validate_spec
+from stream.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Outcome:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def plan(spec: ModelSpec, settings: Settings, from_offset: int | None) -> Plan:
+def plan(spec: ModelSpec, settings: TrainerSettings, from_offset: int | None) -> Plan:
     """The offsets to re-learn: from ``from_offset`` (None: the oldest retained) on every
     partition, up to the high watermarks as they are now."""
     try:
@@ -129,7 +129,7 @@ def plan(spec: ModelSpec, settings: Settings, from_offset: int | None) -> Plan:
 
 def relearn(
     spec: ModelSpec,
-    settings: Settings,
+    settings: TrainerSettings,
     todo: Plan,
     ownership: Ownership,
     progress: bool = True,
@@ -233,7 +233,7 @@ def publish_rebuilt(
 
 def rebuild(
     spec: ModelSpec,
-    settings: Settings,
+    settings: TrainerSettings,
     store: CheckpointStore,
     from_offset: int | None = None,
     progress: bool = True,
@@ -269,7 +269,7 @@ def rebuild(
     return meta, outcome
 
 
-def rebuild_command(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
+def rebuild_command(args: argparse.Namespace, settings: TrainerSettings, spec: ModelSpec) -> int:
     """``streamlearn rebuild NAME [--from-offset earliest|N]`` (wiring and what to print)."""
     store = CheckpointStore.from_settings(settings)
     try:

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import redis
 
-from model_store.settings import Settings
 from model_store.snapshot import RuntimeMismatch, SnapshotMeta, load_state
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore, ResetRequest
@@ -40,6 +39,7 @@ from stream.learner import Learner
 from stream.ownership import Ownership
 from stream.pipeline import validate_spec
 from stream.reset import ResetRequests
+from stream.settings import TrainerSettings
 from stream.telemetry import TrainerTelemetry, serve_metrics
 
 __all__ = [
@@ -89,7 +89,7 @@ class Trainer:
     def __init__(
         self,
         spec: ModelSpec,
-        settings: Settings,
+        settings: TrainerSettings,
         store: CheckpointStore,
         clock: Callable[[], float] = time.monotonic,
         fork: bool | None = None,
@@ -507,7 +507,7 @@ def freeze_start_up_objects() -> None:
     gc.freeze()
 
 
-def run_trainer(spec: ModelSpec, settings: Settings) -> int:
+def run_trainer(spec: ModelSpec, settings: TrainerSettings) -> int:
     """Entry point of ``streamlearn train``: SIGINT/SIGTERM only set a stop flag. Returns the
     exit status: 0, or EXIT_INCOMPATIBLE when the newest checkpoint needs another runtime
     (said once in the log, no traceback)."""

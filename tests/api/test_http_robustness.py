@@ -23,8 +23,8 @@ from schemathesis.generation.meta import TestPhase
 
 from api.main import create_app
 from api.schemas import MAX_BATCH, MAX_BODY_BYTES
+from api.settings import ApiSettings
 from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, dump_state
 from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer, free_port
@@ -119,7 +119,7 @@ def served_document() -> dict:
     """The replica's OpenAPI document, built in-process: schemathesis parametrizes tests at
     collection, before any replica runs (its fixture loader does not work with pytest 9).
     test_the_document_is_the_one_served holds it to what a replica serves."""
-    settings = Settings(signing_key=SIGNING_KEY, admin_key=ADMIN_KEY)
+    settings = ApiSettings(signing_key=SIGNING_KEY, admin_key=ADMIN_KEY)
     return create_app(settings, specs={}, store=CheckpointStore.from_url(settings.redis_url, "doc")).openapi()
 
 

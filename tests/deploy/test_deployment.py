@@ -21,8 +21,9 @@ import pytest
 import yaml
 from river import datasets
 
-from model_store.settings import Settings
+from api.settings import ApiSettings
 from model_store.specs import load_specs
+from stream.settings import TrainerSettings
 from tests.helpers.deployment import (
     REQUIRED,
     build_context,
@@ -143,12 +144,13 @@ def test_both_images_run_one_python_matching_the_project():
 
 
 def settings_variables() -> set[str]:
-    """The environment variable of every Settings field, read from the class itself."""
-    prefix = Settings.model_config.get("env_prefix", "")
+    """The environment variable of every field of either side's settings, read from the classes."""
     names = set()
-    for field_name, field in Settings.model_fields.items():
-        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
-        names.add((alias or f"{prefix}{field_name}").upper())
+    for settings in (TrainerSettings, ApiSettings):
+        prefix = settings.model_config.get("env_prefix", "")
+        for field_name, field in settings.model_fields.items():
+            alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+            names.add((alias or f"{prefix}{field_name}").upper())
     return names
 
 

@@ -9,7 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from model_store.settings import Settings
+from api.settings import ApiSettings
+from stream.settings import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
@@ -76,7 +77,7 @@ def test_api_probes_use_the_health_routes():
 
 
 def test_settings_are_ones_the_code_reads_and_references_exist():
-    fields = {f"STREAMLEARN_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"STREAMLEARN_{n.upper()}" for s in (TrainerSettings, ApiSettings) for n in s.model_fields}
     config = named("ConfigMap", "streamlearn-settings")["data"]
     secret = named("Secret", "streamlearn-keys")["stringData"]
     assert set(config) | set(secret) <= fields

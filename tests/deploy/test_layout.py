@@ -116,9 +116,9 @@ def test_serving_runs_without_kafka_or_training_code(tmp_path):
         sys.meta_path.insert(0, Block())
         from fastapi.testclient import TestClient
         from api.main import create_app
-        from model_store.settings import Settings
+        from api.settings import ApiSettings
         from model_store.specs import load_specs
-        settings = Settings(redis_url="{redis_server.url}", models_dir="{ROOT / "configs" / "models"}")
+        settings = ApiSettings(redis_url="{redis_server.url}", models_dir="{ROOT / "configs" / "models"}")
         with TestClient(create_app(settings)) as client:
             assert client.get("/healthz").status_code == 200
             assert client.get("/readyz").status_code == 503

@@ -52,3 +52,22 @@ def test_kafka_cluster_ids_never_look_like_an_option():
     ids = [kafka_cluster_id() for _ in range(2000)]  # about 30 would start with '-' by chance
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
+
+
+def test_each_side_reads_its_own_settings_over_the_shared_ones(monkeypatch):
+    from api.settings import ApiSettings
+    from stream.settings import TrainerSettings
+
+    monkeypatch.setenv("STREAMLEARN_KEY_PREFIX", "shared")
+    monkeypatch.setenv("STREAMLEARN_METRICS_PORT", "9200")
+    monkeypatch.setenv("STREAMLEARN_POLL_INTERVAL_SECONDS", "0.5")
+    trainer, api = TrainerSettings(), ApiSettings()
+    assert trainer.key_prefix == api.key_prefix == "shared"
+    assert trainer.metrics_port == 9200 and api.poll_interval_seconds == 0.5
+    shared = set(Settings.model_fields)
+    assert shared < set(TrainerSettings.model_fields) and shared < set(ApiSettings.model_fields)
+    # a field one side reads is not the other's, nor the shared layer's
+    assert not {"metrics_port", "trainer_lease_seconds"} & (set(ApiSettings.model_fields) | shared)
+    assert not {"admin_key", "predict_key", "poll_interval_seconds"} & (
+        set(TrainerSettings.model_fields) | shared
+    )

@@ -18,10 +18,10 @@ import orjson
 import pytest
 from river import datasets
 
-from model_store.settings import Settings
 from model_store.snapshot import SnapshotMeta, load_state, sign
 from stream.fetcher import Batch
 from stream.learner import Learner
+from stream.settings import TrainerSettings
 from stream.trainer import CheckpointFailed, Trainer
 from tests.helpers.factories import model_spec
 
@@ -97,7 +97,7 @@ class SlowStore:
 
 def make_trainer(store: SlowStore, clock: Clock, fork: bool = True) -> Trainer:
     spec = model_spec("clicks", checkpoint={"every_events": 100, "every_seconds": 3600})
-    return Trainer(spec, Settings(signing_key="k", metrics_port=0), store, clock=clock, fork=fork)
+    return Trainer(spec, TrainerSettings(signing_key="k", metrics_port=0), store, clock=clock, fork=fork)
 
 
 def learn(trainer: Trainer, start: int, stop: int) -> None:

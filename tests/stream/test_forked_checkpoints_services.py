@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from river import datasets
 
-from model_store.settings import Settings
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer
 from stream.publish import publish
+from stream.settings import TrainerSettings
 from stream.trainer import Trainer
 from tests.helpers.factories import model_spec
 from tests.helpers.learning import learned, plain_river
@@ -76,8 +76,8 @@ def spec_for(name: str, every_events: int = 100) -> ModelSpec:
     )
 
 
-def settings_for(kafka: KafkaServer, redis_url: str, prefix: str) -> Settings:
-    return Settings(
+def settings_for(kafka: KafkaServer, redis_url: str, prefix: str) -> TrainerSettings:
+    return TrainerSettings(
         kafka_bootstrap_servers=kafka.bootstrap,
         redis_url=redis_url,
         key_prefix=prefix,

@@ -8,12 +8,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from river import metrics
 
 from model_store.monitor_reports import MetricPoint, ServedState
-from model_store.settings import Settings
 from model_store.store import CheckpointStore
 from stream.fleet import Fleet
 from stream.joiner import Joined
 from stream.learner import Learner
 from stream.served_scores import MAX_VERSIONS, ServedScores
+from stream.settings import TrainerSettings
 from stream.telemetry import TrainerTelemetry
 from tests.helpers.factories import model_spec
 from tests.helpers.metrics import TRAINER_METRICS
@@ -85,7 +85,7 @@ def test_the_trainer_exports_exactly_the_metrics_the_configs_know():
         exported.add(family.name + ("_total" if family.type == "counter" else ""))
     # the rest come from the train --all supervisor, merged with its workers' on one endpoint
     store = CheckpointStore(redis.Redis(), "p")  # never connects: scripts register lazily
-    supervisor = Fleet({"m": SPEC}, Settings(), store)
+    supervisor = Fleet({"m": SPEC}, TrainerSettings(), store)
     for family in supervisor.own_registry.collect():
         exported.add(family.name + ("_total" if family.type == "counter" else ""))
     assert exported == TRAINER_METRICS

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.manager import ModelManager
 from api.score import score_file
+from api.settings import ApiSettings
 from model_store.cli import size
-from model_store.settings import Settings
 from model_store.snapshot import IncompatibleSnapshot, SnapshotMeta, dump_parts, dump_state, load_state, sign
 from model_store.specs import ModelSpec
 from model_store.store import CheckpointStore
@@ -78,7 +78,7 @@ def test_a_replica_never_unpickles_training_state(store: CheckpointStore, prefix
     meta = store.publish(first_meta(spec, 200), artefact, keep=5, signing_key=KEY, training=training)
     assert meta.is_split and meta.training_bytes == len(training) and meta.blob_bytes == len(artefact)
 
-    settings = Settings(
+    settings = ApiSettings(
         redis_url="redis://unused.invalid:1",
         key_prefix=prefix,
         poll_interval_seconds=0.2,
