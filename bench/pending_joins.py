@@ -19,6 +19,7 @@ Starts its own Kafka and Redis.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -99,6 +100,7 @@ def main() -> int:
     shipped = yaml.safe_load((ROOT / "configs" / "models" / "phishing.yaml").read_text())
     every_second = {"every_events": 1_000_000, "every_seconds": 1.0, "keep": 20}
     rows, memory = [], []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp, local_services(Path(tmp)) as services:
         d = Deployment(services, Path(tmp) / "pending")
         d.write_model("probe", "probe", LINEAR.steps, checkpoint=every_second)
@@ -147,13 +149,19 @@ def main() -> int:
     ratio = statistics.median(loaded) / statistics.median(quiet)
     growth = memory[-1] / memory[0] - 1
     m = machine()
+    load_after = os.getloadavg()[0]
     lines = [
         HEADING,
         "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; `make bench-pending`: one replica "
         "serving `probe` (StandardScaler | LogisticRegression, no prediction log) and `busy` (the shipped "
         "Phishing YAML, predictions logged), both learning 50 events/s with a version every second; wrk "
-        f"on `POST /models/probe/predict`, {CONNECTIONS} connections, {args.seconds:g} s x {args.repeat}.",
+        f"on `POST /models/probe/predict`, {CONNECTIONS} connections, {args.seconds:g} s x {args.repeat}; "
+        f"load average {load_before:.1f} at the start, {load_after:.1f} at the end.",
+        "",
+        "Before the split snapshot and the bounded join (issue 19's report, `make demo` under load), a "
+        "version with many predictions pending was a 28.4 MB blob that every replica unpickled whole "
+        "(1.5 s each), and /predict's p99 reached 402 ms while versions arrived.",
         "",
         "| phase | busy's artefact | busy's training part | replica load per version (median, max) "
         "| probe /predict p99 (median of runs) |",
