@@ -31,6 +31,15 @@ def plain_river(events: list[dict]) -> compose.Pipeline:
     return model
 
 
+def probe_answers(
+    blob: bytes, events: list[dict], probe: list[dict] = PROBE
+) -> tuple[list[dict], list[dict]]:
+    """What a one-blob or artefact ``blob``'s model and the plain River loop over ``events``
+    answer on ``probe``: equal lists when every event was learned once, in order."""
+    model, reference = pickle.loads(blob)["model"], plain_river(events)
+    return [model.predict_proba_one(x) for x in probe], [reference.predict_proba_one(x) for x in probe]
+
+
 def learned(store: CheckpointStore, name: str, n: int) -> tuple[SnapshotMeta, bytes] | None:
     """The newest version once it has learned exactly ``n`` events, else None."""
     newest = store.fetch_latest(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -33,6 +34,19 @@ def wait_until(check: Callable[[], T], timeout: float = 60.0, interval: float = 
         if last:
             return last
         time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value {last!r}")
+
+
+async def await_until(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+    """``wait_until`` inside an event loop: the loop's other tasks (requests in flight) run
+    while it waits; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        await asyncio.sleep(0.01)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value {last!r}")
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 from pathlib import Path
 
 from model_store.store import CheckpointStore
 from stream.publish import publish
-from tests.helpers.learning import EVENTS, PROBE, learned, plain_river
+from tests.helpers.learning import EVENTS, learned, probe_answers
 from tests.helpers.processes import Env, wait_until, write_spec
 
 
@@ -50,9 +49,8 @@ def test_a_killed_fetcher_is_started_again_and_nothing_is_lost_or_repeated(
     publish(EVENTS[400:], name, env.kafka, progress=False)
     meta, blob = wait_until(lambda: learned(store, name, 900), timeout=90, what="all 900 learned")
     assert meta.offsets == {0: 900}
-    model = pickle.loads(blob)["model"]
-    reference = plain_river(EVENTS)
-    assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    got, want = probe_answers(blob, EVENTS)
+    assert got == want
     (second,) = wait_until(lambda: fetchers(trainer.pid), what="a new fetcher process")
     assert second != first
     assert "starting the fetcher again" in env.log(f"train-{name}")

@@ -8,7 +8,6 @@ before the next one starts and after the trainer stops.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import threading
 import time
@@ -26,7 +25,7 @@ from stream.publish import publish
 from stream.settings import TrainerSettings
 from stream.trainer import Trainer
 from tests.helpers.factories import model_spec
-from tests.helpers.learning import learned, plain_river
+from tests.helpers.learning import learned, probe_answers
 from tests.helpers.processes import SIGNING_KEY, wait_until
 
 EVENTS = [{"features": x, "label": y} for x, y in datasets.Phishing().take(1000)]
@@ -125,9 +124,8 @@ def test_forked_checkpoints_keep_up_with_learning_and_follow_each_other_exactly_
     assert (newest.version, newest.n_learned) == (meta.version, 1000)
     assert trainer.checkpointer.parent == newest.version == trainer.telemetry.version
     assert trainer.learner.monitors.version == newest.version
-    model = pickle.loads(blob)["model"]
-    reference = plain_river(EVENTS)
-    assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    got, want = probe_answers(blob, EVENTS)
+    assert got == want
 
 
 class StallingStore(CheckpointStore):
@@ -194,7 +192,6 @@ def test_a_writer_killed_mid_checkpoint_leaves_no_partial_version_and_is_retried
         after, blob = wait_until(lambda: learned(store, name, 600), timeout=60, what="the retried checkpoint")
     assert after.parent == before.version and after.version > doomed
     assert after.offsets == {0: 600}
-    model = pickle.loads(blob)["model"]
-    reference = plain_river(EVENTS[:600])
-    assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    got, want = probe_answers(blob, EVENTS[:600])
+    assert got == want
     assert forks.overlaps == [] and forks.all_reaped()

@@ -17,8 +17,8 @@ from river import datasets
 from model_store.store import CheckpointStore
 from stream.publish import publish
 from tests.helpers.kafka import dead_letters
-from tests.helpers.learning import learned, phishing_events, plain_river
-from tests.helpers.processes import Env, stop, wait_until, write_spec
+from tests.helpers.learning import learned, phishing_events, plain_river, probe_answers
+from tests.helpers.processes import Env, await_until, stop, wait_until, write_spec
 
 PROBE = [x for x, _ in datasets.Phishing().take(25)]
 
@@ -129,9 +129,8 @@ def test_sigkilled_trainer_resumes_and_learns_every_event_exactly_once(env: Env,
     env.start_trainer(name)
     meta, blob = wait_until(lambda: learned(store, name, 1250), timeout=60, what="all 1250 events learned")
     assert meta.offsets == {0: 1250}
-    model = pickle.loads(blob)["model"]
-    reference = plain_river(events)
-    assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    got, want = probe_answers(blob, events, PROBE)
+    assert got == want
     assert "resumed from" in env.log(f"train-{name}")
 
 
@@ -169,15 +168,13 @@ def test_hot_swap_under_concurrent_requests_returns_no_error(env: Env, store: Ch
         for start, end in zip(bounds, bounds[1:], strict=False):  # 12 versions swapped in under load
             await asyncio.to_thread(publish, events[start:end], name, env.kafka, None, None, None, False)
             newest, _ = await asyncio.to_thread(wait_until, lambda n=end: learned(store, name, n), 60)
-            for _ in range(3000):  # awaited, not timed: the replica answers with this version
-                if results and results[-1][1] >= newest.version:
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                raise AssertionError(f"v{newest.version} never answered; last answers {results[-5:]}")
+            await await_until(  # the replica answers with this version
+                lambda v=newest.version: results and results[-1][1] >= v,
+                timeout=30,
+                what=f"v{newest.version} answering",
+            )
         after = len(results)
-        while len(results) < after + 50:  # answered by the newest version too
-            await asyncio.sleep(0.01)
+        await await_until(lambda: len(results) >= after + 50, what="answers of the newest version too")
         done.set()
         await asyncio.gather(*tasks)
         return results

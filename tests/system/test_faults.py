@@ -6,7 +6,6 @@ Each test gets its own broker or redis-server, so stopping it disturbs no other 
 from __future__ import annotations
 
 import asyncio
-import pickle
 import signal
 from collections.abc import Iterator
 
@@ -16,8 +15,8 @@ import pytest
 from model_store.store import CheckpointStore
 from stream.local_services import KafkaServer, RedisServer, free_port
 from stream.publish import publish
-from tests.helpers.learning import EVENTS, PROBE, learned, plain_river
-from tests.helpers.processes import Env, stop, unread, wait_until, write_spec
+from tests.helpers.learning import EVENTS, PROBE, learned, probe_answers
+from tests.helpers.processes import Env, await_until, stop, unread, wait_until, write_spec
 
 
 @pytest.fixture
@@ -59,9 +58,8 @@ def test_trainer_waits_for_a_stopped_broker_and_resumes_without_loss_or_repeat(
         publish(EVENTS[400:], name, own_kafka.bootstrap, progress=False)
         meta, blob = wait_until(lambda: learned(store, name, 900), timeout=90, what="all 900 learned")
         assert meta.offsets == {0: 900}
-        model = pickle.loads(blob)["model"]
-        reference = plain_river(EVENTS)
-        assert [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+        got, want = probe_answers(blob, EVENTS)
+        assert got == want
     finally:
         env.stop_all()
 
@@ -155,11 +153,11 @@ def test_sigterm_lets_in_flight_requests_finish_while_other_replicas_keep_servin
                 )
                 for _ in range(6)
             ]
-            for _ in range(3000):  # every request sent and read by the replica...
-                if len(sent) == len(in_flight) and unread(ports[0]) == 0:
-                    break
-                await asyncio.sleep(0.01)
-            assert len(sent) == len(in_flight), "the requests never reached the replica"
+            await await_until(  # every request sent and read by the replica...
+                lambda: len(sent) == len(in_flight) and unread(ports[0]) == 0,
+                timeout=30,
+                what="the requests reaching the replica",
+            )
             assert not all(r.done() for r in in_flight), "answered before SIGTERM: nothing was drained"
             doomed.send_signal(signal.SIGTERM)  # ...and not all are answered
             others = [

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pickle
 import signal
+import subprocess
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ from model_store.leases import Fenced, Leases
 from model_store.snapshot import SnapshotMeta
 from model_store.store import CheckpointStore
 from stream.publish import publish
-from tests.helpers.learning import learned, phishing_events, plain_river
+from tests.helpers.learning import learned, phishing_events, probe_answers
 from tests.helpers.processes import Env, cli, stop, wait_until, write_spec
 
 TTL = "2"  # seconds: short, so the tests wait little for an expiry
@@ -29,9 +29,20 @@ def chain(store: CheckpointStore, name: str, since: int = 0) -> list[SnapshotMet
     return metas
 
 
+def owner_and_second(
+    env: Env, store: CheckpointStore, name: str
+) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Two trainers for one model: the first once it owns the model, then the second
+    (log ``train2-NAME``), which can only be a standby while the first lives."""
+    first = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    wait_until(lambda: owner_pid(store, name) == first.pid, timeout=60, what="the first trainer owns it")
+    second = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    return first, second
+
+
 def same_model(blob: bytes, events: list[dict]) -> bool:
-    model, reference = pickle.loads(blob)["model"], plain_river(events)
-    return [model.predict_proba_one(x) for x in PROBE] == [reference.predict_proba_one(x) for x in PROBE]
+    got, want = probe_answers(blob, events)
+    return got == want
 
 
 def owner_pid(store: CheckpointStore, name: str) -> int | None:
@@ -63,9 +74,7 @@ def test_two_trainers_for_one_model_make_one_chain_and_learn_each_event_once(
     name = env.key_prefix
     write_spec(env.models_dir, name=name, topic=name)
     events = phishing_events(1200)
-    first = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
-    wait_until(lambda: owner_pid(store, name) == first.pid, timeout=60, what="the first trainer owns it")
-    second = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    first, second = owner_and_second(env, store, name)
     wait_until(
         lambda: "standby; owned by" in env.log(f"train2-{name}"), timeout=60, what="the second is a standby"
     )
@@ -87,9 +96,7 @@ def test_sigkill_of_the_owner_the_standby_resumes_exactly_once(env: Env, store: 
     name = env.key_prefix
     write_spec(env.models_dir, name=name, topic=name)
     events = phishing_events(1000)
-    first = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
-    wait_until(lambda: owner_pid(store, name) == first.pid, timeout=60, what="the first trainer owns it")
-    second = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    first, second = owner_and_second(env, store, name)
     publish(events[:500], name, env.kafka, progress=False)
     wait_until(lambda: learned(store, name, 500), timeout=60, what="500 learned")
 
@@ -178,9 +185,7 @@ def test_a_reset_is_honoured_by_the_owner_and_never_undone_after_it_is_killed(
     name = env.key_prefix
     write_spec(env.models_dir, name=name, topic=name)
     events = phishing_events(900)
-    first = env.start_trainer(name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
-    wait_until(lambda: owner_pid(store, name) == first.pid, timeout=60, what="the first trainer owns it")
-    second = env.start(f"train2-{name}", "train", "--model", name, STREAMLEARN_TRAINER_LEASE_SECONDS=TTL)
+    first, second = owner_and_second(env, store, name)
     publish(events[:400], name, env.kafka, progress=False)
     wait_until(lambda: learned(store, name, 400), timeout=60, what="400 learned")
     target = min(m.version for m in store.list_versions(name) if m.n_learned >= 100)

@@ -12,7 +12,7 @@ from river import compose, datasets, linear_model, preprocessing
 from model_store.store import CheckpointStore
 from stream.local_services import free_port
 from stream.publish import publish
-from tests.helpers.processes import Env, cli, wait_until, write_spec
+from tests.helpers.processes import Env, await_until, cli, wait_until, write_spec
 
 KEY = "admin-key-for-tests"
 ADMIN = {"X-API-Key": KEY}
@@ -104,14 +104,12 @@ def test_predictions_never_fail_during_pin_unpin_and_reset(env: Env, store: Chec
 
         async with httpx.AsyncClient(timeout=10) as client:
             tasks = [asyncio.create_task(hammer(client, port)) for port in ports for _ in range(4)]
-            while len(results) < 20:  # requests flow before the change
-                await asyncio.sleep(0.01)
+            await await_until(lambda: len(results) >= 20, what="requests flowing before the change")
             r = await change(client)
             assert r.status_code in (200, 202), r.text
             await asyncio.to_thread(all_serve, ports, name, target, f"v{target} while hammering")
             after = len(results)
-            while len(results) < after + 20:  # and after it
-                await asyncio.sleep(0.01)
+            await await_until(lambda: len(results) >= after + 20, what="requests answered after it")
             done.set()
             await asyncio.gather(*tasks)
         assert {status for status, _ in results} == {200}
