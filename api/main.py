@@ -123,8 +123,11 @@ def create_app(
 
 
 def serve(settings: ApiSettings, host: str, port: int) -> None:
-    """Run one replica with uvicorn (uvloop + httptools); SIGTERM drains in-flight requests."""
+    """Run one replica with uvicorn (uvloop + httptools, one write per response:
+    api/http_protocol.py); SIGTERM drains in-flight requests."""
     import uvicorn
+
+    from api.http_protocol import CoalescingHttpToolsProtocol
 
     app = create_app(settings)
 
@@ -138,7 +141,7 @@ def serve(settings: ApiSettings, host: str, port: int) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one write per response
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=20,

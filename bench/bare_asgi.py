@@ -2,8 +2,9 @@
 
 It does what any ASGI app must (reads the request body, sends a start and a body message)
 and nothing else, under the same uvicorn as ``streamlearn serve`` (uvloop, httptools, no
-access log), so ``/predict`` divided by it is the share of the HTTP stack's ceiling that
-streamlearn keeps. The body is the size of a Phishing prediction's answer.
+access log, one write per response: api/http_protocol.py), so ``/predict`` divided by it
+is the share of the HTTP stack's ceiling that streamlearn keeps. The body is the size of
+a Phishing prediction's answer.
 
 Run: .venv/bin/python bench/bare_asgi.py --port 8001
 """
@@ -44,7 +45,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def main() -> None:
+    import sys
+    from pathlib import Path
+
     import uvicorn
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from api.http_protocol import CoalescingHttpToolsProtocol
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -55,7 +62,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         log_level="warning",
         access_log=False,
     )
