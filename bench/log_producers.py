@@ -1,6 +1,6 @@
 """CPU per record of the prediction log's producer process: kafka-python against librdkafka.
 
-The prediction log's child process (api/prediction_log.py) gets, every few milliseconds, a
+The prediction log's child process (api/prediction_log_producer.py) gets, every few milliseconds, a
 batch of records from the replica's thread and hands them to a Kafka producer. This times
 that loop alone, for each client in a fresh interpreter (so every thread it starts is in
 its CPU time), at a steady rate like a replica's, over the same records, against a local

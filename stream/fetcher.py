@@ -8,7 +8,7 @@ partitions, seeks where the trainer says, polls,
 decodes the values of the event topics (``stream.decoding.decode_many``), and hands
 the trainer batches of raw values, decoded events and offsets through a pipe:
 unpickling a decoded event costs the trainer a fraction of decoding it. Everything
-else (topics, producers, the CLI, the API's log) stays on kafka-python.
+else of the trainer's (topics, producers, the CLI) stays on kafka-python.
 
 The fetcher decides nothing: the trainer owns the offsets (they live in its
 checkpoints) and skips any record below the offset it expects, so a fetcher that
@@ -20,21 +20,14 @@ event decoder only (stream.decoding: orjson, pydantic and the event schema).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import pickle
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, NamedTuple
 
+from model_store.helper_process import HelperChild, HelperProcess
 from stream.backoff import Backoff
 from stream.decoding import decode_many
 from stream.errors import StreamError
@@ -43,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_POLL_RECORDS = 2000
 MAX_BATCHES_PER_GET = 16
+# The pipe to the trainer (at most the system's maximum, 1 MiB by default): a whole poll's
+# batches (about 0.3 KB a record) wait in it. With Linux's default 64 KiB the fetcher could only
+# write on while the trainer read, so every handover made the trainer wait (docs/benchmarks.md).
 PIPE_BYTES = 4 * 1024 * 1024
 
 
@@ -79,10 +75,11 @@ class FetcherError(StreamError, RuntimeError):
 class Fetcher:
     """Owns the fetcher process and the pipe it writes batches to; ``get`` reads them.
 
-    The process is ``python -m stream.fetcher``, not a multiprocessing child: it does not
-    import the trainer's ``__main__`` again (whatever script embeds a Trainer), and the
-    pipe's own buffer bounds what is in flight (the fetcher blocks while the learner is
-    the slow side). ``wanted`` maps each topic to {partition: next offset}; partitions
+    The process is ``python -m stream.fetcher``, a helper process
+    (model_store/helper_process.py): it does not import the trainer's ``__main__`` again
+    (whatever script embeds a Trainer), gets its settings on stdin, ends when the trainer
+    does, and the pipe's own buffer bounds what is in flight (the fetcher blocks while the
+    learner is the slow side). ``wanted`` maps each topic to {partition: next offset}; partitions
     missing from it start at the beginning of the log. ``decode`` maps the event topics
     to their model's task: their batches arrive with ``events`` decoded. ``options`` are
     the security settings in librdkafka's names (Settings.librdkafka_options).
@@ -99,70 +96,38 @@ class Fetcher:
         self.options = options
         self.wanted = wanted
         self.decode = decode or {}
-        self._process: subprocess.Popen | None = None
-        self._conn: Connection | None = None
+        self._helper: HelperProcess | None = None
 
     def start(self, wanted: dict[str, dict[int, int]] | None = None) -> None:
         if wanted is not None:
             self.wanted = wanted
-        read, write = os.pipe()
-        _widen(write)
-        root = str(Path(__file__).resolve().parents[1])
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-        }
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "stream.fetcher", str(write)],
-                stdin=subprocess.PIPE,
-                pass_fds=(write,),
-                env=env,
-            )
-        finally:
-            os.close(write)
-        self._conn = Connection(read, writable=False)
-        # settings by stdin, not argv: they may carry Kafka credentials
-        config = (self.bootstrap, self.options, self.wanted, self.decode, os.getpid())
-        assert self._process.stdin is not None
-        self._process.stdin.write(pickle.dumps(config))
-        self._process.stdin.close()
+        settings = (self.bootstrap, self.options, self.wanted, self.decode)  # may carry credentials
+        self._helper = HelperProcess.start("stream.fetcher", settings, to_parent_bytes=PIPE_BYTES)
 
     def get(self, timeout: float) -> list[Batch]:
         """The batches available now, waiting up to ``timeout`` for the first one.
 
         Raises FetcherError when the process reported it cannot go on, or died."""
-        conn = self._conn
-        assert conn is not None
+        helper = self._helper
+        assert helper is not None
         batches: list[Batch] = []
         try:
-            ready = conn.poll(timeout)
+            ready = helper.poll(timeout)
             while ready:
-                item = conn.recv()
+                item = helper.recv()
                 if isinstance(item, str):
                     raise FetcherError(item)
                 batches.extend(item)
-                ready = len(batches) < MAX_BATCHES_PER_GET and conn.poll(0)
+                ready = len(batches) < MAX_BATCHES_PER_GET and helper.poll(0)
         except (EOFError, OSError):
-            code = self._process.wait(timeout=5) if self._process is not None else None
-            raise FetcherError(f"fetcher process exited with code {code}") from None
+            raise FetcherError(f"fetcher process exited with code {helper.stop()}") from None
         return batches
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the process and reap it; batches still in the pipe are dropped (offsets say so)."""
-        if self._process is None:
-            return
-        if self._conn is not None:
-            self._conn.close()  # a fetcher blocked writing gets a broken pipe and exits
-            self._conn = None
-        if self._process.poll() is None:
-            self._process.terminate()
-        try:
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        if self._helper is not None:
+            self._helper.stop(timeout)  # a fetcher blocked writing gets a broken pipe and exits
+            self._helper = None
 
 
 def fetch_or_restart(
@@ -190,34 +155,17 @@ def fetch_or_restart(
     return batches
 
 
-def _widen(fd: int) -> None:
-    """Let a whole poll's batches (about 0.3 KB a record) wait in the pipe: with Linux's
-    default 64 KiB the fetcher could only write on while the trainer read, so every
-    handover made the trainer wait (docs/benchmarks.md)."""
-    try:
-        wanted = min(PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, wanted)
-    except (OSError, ValueError, AttributeError):  # not Linux, or refused: the default works, slower
-        pass
-
-
 # -- the fetcher process -------------------------------------------------------------
 
 
 def main() -> None:
-    """``python -m stream.fetcher FD``: settings on stdin, batches to the pipe FD."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the trainer, which stops us
-    stopping: list[bool] = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    """``python -m stream.fetcher``: settings from the trainer, batches (or why it cannot go
+    on) back to it, until it stops us or is gone (model_store/helper_process.py)."""
+    trainer = HelperChild.connect()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher %(message)s")
-    bootstrap, options, wanted, decode, parent = pickle.load(sys.stdin.buffer)
-    out = Connection(int(sys.argv[1]), readable=False)
-
-    def running() -> bool:
-        return not stopping and os.getppid() == parent
-
+    bootstrap, options, wanted, decode = trainer.settings
     try:
-        fetch(bootstrap, options, wanted, out.send, running, decode)
+        fetch(bootstrap, options, wanted, trainer.send, trainer.running, decode)
     except (BrokenPipeError, EOFError, OSError):
         pass  # the trainer closed its end: it is stopping or gone
 

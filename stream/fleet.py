@@ -46,12 +46,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from model_store.helper_process import death_signal_setter
 from model_store.leases import Members, new_owner_id
 from model_store.snapshot import running_runtime
 from model_store.specs import ModelSpec, SpecError
 from model_store.store import CheckpointStore
 from stream.backoff import Backoff
-from stream.forked_child import death_signal_setter
 from stream.local_services import free_port
 from stream.pipeline import validate_spec
 from stream.settings import TrainerSettings

@@ -27,21 +27,19 @@ child, so no zombie remains.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import gc
 import logging
 import os
 import signal
-import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from model_store.helper_process import death_signal_setter
+
 _REPORT, _CRASH = b"R", b"X"
-_PR_SET_PDEATHSIG = 1
 
 
 def can_fork() -> bool:
@@ -151,20 +149,6 @@ class ForkedChild:
         if data[:1] == _CRASH:
             return ChildResult(None, data[1:].decode(errors="replace"), described)
         return ChildResult(None, None, described)
-
-
-@functools.cache
-def death_signal_setter() -> Callable[[int], object] | None:
-    """``prctl(PR_SET_PDEATHSIG, sig)`` on Linux, else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return lambda sig: prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def _run_child(

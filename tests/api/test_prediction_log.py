@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import orjson
 
 from api.prediction_log import PredictionLog
@@ -26,7 +29,7 @@ def test_every_record_reaches_kafka_with_its_key_in_order(kafka: KafkaServer, pr
         assert log.connected and log.dropped == 1
     finally:
         log.stop()
-    assert not log._child.is_alive()
+    assert not log._child.alive
     got = [(m.key.decode(), orjson.loads(m.value)) for m in read_records(kafka.bootstrap, topic, 300)]
     assert got == [(r["id"], r) for r in records]
 
@@ -42,7 +45,7 @@ def test_records_are_dropped_and_counted_while_kafka_is_unreachable():
         assert log.sent == 0 and not log.connected
     finally:
         log.stop()
-    assert not log._child.is_alive()
+    assert not log._child.alive
 
 
 def test_a_producer_process_that_dies_is_replaced(kafka: KafkaServer, prefix: str):
@@ -53,8 +56,7 @@ def test_a_producer_process_that_dies_is_replaced(kafka: KafkaServer, prefix: st
         log.submit(topic, "a", {"n": 1})
         wait_until(lambda: log.sent == 1, timeout=60, what="first record sent")
         first = log._child
-        first.kill()
-        first.join(5)
+        os.kill(first.pid, signal.SIGKILL)
 
         def delivered() -> bool:
             log.submit(topic, "b", {"n": 2})
@@ -74,4 +76,4 @@ def test_readiness_tells_about_kafka_before_the_first_prediction(kafka: KafkaSer
         assert log.sent == 0 and log.dropped == 0
     finally:
         log.stop()
-    assert not log._child.is_alive()
+    assert not log._child.alive
