@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The serving image: api/ + model_store/ with the core and `serve` dependencies
 # from constraints.txt, the same lock as the training image. No stream/ code and
-# no trainer dependencies (kafka-python is here for the prediction-log producer
+# no trainer dependencies (confluent-kafka is here for the prediction-log producer
 # only; the API never consumes): the build context leaves stream/ out
 # (serve.Dockerfile.dockerignore), nothing below copies it, and the build fails
 # if any of them is importable.
