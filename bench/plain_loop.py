@@ -14,6 +14,7 @@ import argparse
 import importlib
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -44,15 +45,13 @@ def pipeline(steps: list[Any]) -> Any:
     return built[0] if len(built) == 1 else compose.Pipeline(*built)
 
 
-def run(values: list[bytes], steps: list[Any]) -> dict[str, float]:
-    events = [orjson.loads(v) for v in values]
-    data = [(e["features"], e["label"]) for e in events]
-    model, metric = pipeline(steps), metrics.Accuracy()
-    n = len(data)
+def prequential(events: Iterable[tuple[dict, Any]], n: int, model: Any, metric: Any) -> float:
+    """predict_one, ``metric.update``, learn_one over ``n`` events: events per second over
+    the 10%..90% slice (the trainer's figures take the same slice)."""
     lo, hi = n // 10, n * 9 // 10
     clock = time.perf_counter
     started = ended = 0.0
-    for i, (x, y) in enumerate(data):
+    for i, (x, y) in enumerate(events):
         if i == lo:
             started = clock()
         elif i == hi:
@@ -60,12 +59,21 @@ def run(values: list[bytes], steps: list[Any]) -> dict[str, float]:
         y_pred = model.predict_one(x)
         metric.update(y, y_pred)
         model.learn_one(x, y)
+    return (hi - lo) / (ended - started)
+
+
+def run(values: list[bytes], steps: list[Any]) -> dict[str, float]:
+    events = [orjson.loads(v) for v in values]
+    data = [(e["features"], e["label"]) for e in events]
+    model, metric = pipeline(steps), metrics.Accuracy()
+    n = len(data)
+    rate = prequential(data, n, model, metric)
     # The trainer scores only real predictions (a fresh tree predicts None): the same here,
     # counted after the loop, so the check that both learned the same events compares like with like.
     unscored = sum(row.get(None, 0) for row in metric.cm.data.values())
     scored = metric.cm.n_samples - unscored
     return {
-        "rate": (hi - lo) / (ended - started),
+        "rate": rate,
         "accuracy": metric.get(),
         "scored_accuracy": metric.cm.total_true_positives / scored if scored else 0.0,
         "events": n,

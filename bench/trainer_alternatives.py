@@ -44,12 +44,12 @@ VARIANTS = ("plain", "in-process", "fetcher", "busy neighbour")
 
 # One variant in a fresh interpreter: argv = variant, bootstrap, topic, steps (JSON), events.
 CHILD = r"""
-import gc, json, sys, time
+import gc, json, sys
 sys.path.insert(0, sys.argv[6])
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 from river import metrics
-from bench.plain_loop import pipeline
+from bench.plain_loop import pipeline, prequential
 from stream.decoding import decode_many
 from stream.fetcher import Fetcher
 
@@ -96,20 +96,10 @@ def events():
 
 source = events()
 model, metric = pipeline(steps), metrics.Accuracy()
-lo, hi = n // 10, n * 9 // 10
 gc.collect()
 gc.freeze()  # as the trainer does: no full collection over start-up objects
-clock = time.perf_counter
-started = ended = 0.0
-for i, (x, y) in enumerate(source()):
-    if i == lo:
-        started = clock()
-    elif i == hi:
-        ended = clock()
-    y_pred = model.predict_one(x)
-    metric.update(y, y_pred)
-    model.learn_one(x, y)
-print(json.dumps({"rate": (hi - lo) / (ended - started), "accuracy": metric.get()}))
+rate = prequential(source(), n, model, metric)
+print(json.dumps({"rate": rate, "accuracy": metric.get()}))
 """
 
 SPIN = "import time\nwhile True:\n    sum(range(1000))\n"

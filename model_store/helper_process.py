@@ -44,13 +44,38 @@ STOP_GRACE_SECONDS = 5
 _PR_SET_PDEATHSIG = 1
 
 
-class HelperProcess:
+class _Framed:
+    """Either end's two channels: frames out on ``_outbox``, in from ``_inbox``."""
+
+    _inbox: Connection
+    _outbox: Connection
+
+    def send(self, obj: object) -> None:
+        """Pickle ``obj`` to the other side; OSError (broken pipe) once it is gone."""
+        self._outbox.send(obj)
+
+    def send_bytes(self, data: bytes) -> None:
+        self._outbox.send_bytes(data)
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Whether a frame (or the other side's end: EOF) can be read within ``timeout`` seconds."""
+        return self._inbox.poll(timeout)
+
+    def recv(self) -> object:
+        """The next frame the other side sent, unpickled; EOFError once it ended."""
+        return self._inbox.recv()
+
+    def recv_bytes(self) -> bytes:
+        return self._inbox.recv_bytes()
+
+
+class HelperProcess(_Framed):
     """The parent's side: the running ``python -m MODULE`` and its two channels."""
 
     def __init__(self, process: subprocess.Popen, to_child: Connection, from_child: Connection) -> None:
         self._process = process
-        self._to_child = to_child
-        self._from_child = from_child
+        self._outbox = to_child
+        self._inbox = from_child
 
     @classmethod
     def start(
@@ -107,28 +132,10 @@ class HelperProcess:
         """The exit status once it ended (negative: the signal that ended it), else None."""
         return self._process.poll()
 
-    def send(self, obj: object) -> None:
-        """Pickle ``obj`` to the child; OSError once it is gone."""
-        self._to_child.send(obj)
-
-    def send_bytes(self, data: bytes) -> None:
-        self._to_child.send_bytes(data)
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        """Whether a frame (or the child's end: EOF) can be read within ``timeout`` seconds."""
-        return self._from_child.poll(timeout)
-
-    def recv(self) -> object:
-        """The next frame the child sent, unpickled; EOFError once it ended."""
-        return self._from_child.recv()
-
-    def recv_bytes(self) -> bytes:
-        return self._from_child.recv_bytes()
-
     def stop(self, timeout: float = 5.0) -> int:
         """Close both channels, SIGTERM, wait up to ``timeout``, then SIGKILL; reap it. Frames
         not read yet are dropped. Returns the exit status; stopping again only returns it."""
-        for conn in (self._to_child, self._from_child):
+        for conn in (self._outbox, self._inbox):
             conn.close()  # idempotent; a child blocked writing to us gets a broken pipe
         if self._process.poll() is None:
             self._process.terminate()
@@ -139,7 +146,7 @@ class HelperProcess:
             return self._process.wait()
 
 
-class HelperChild:
+class HelperChild(_Framed):
     """The child's side, made by ``connect`` first thing in a helper module's ``main``."""
 
     def __init__(self, settings: object, parent: int, inbox: Connection, outbox: Connection) -> None:
@@ -174,23 +181,6 @@ class HelperChild:
     def running(self) -> bool:
         """Not asked to stop, and the parent that started us is still there."""
         return not self._stopping and os.getppid() == self.parent
-
-    def send(self, obj: object) -> None:
-        """Pickle ``obj`` to the parent; OSError (broken pipe) once it closed its end."""
-        self._outbox.send(obj)
-
-    def send_bytes(self, data: bytes) -> None:
-        self._outbox.send_bytes(data)
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        return self._inbox.poll(timeout)
-
-    def recv(self) -> object:
-        """The next frame from the parent, unpickled; EOFError once it closed its end."""
-        return self._inbox.recv()
-
-    def recv_bytes(self) -> bytes:
-        return self._inbox.recv_bytes()
 
     def _on_sigterm(self, _sig: int, _frame: object) -> None:
         self._stopping = True

@@ -13,6 +13,13 @@ from stream.local_services import free_port
 from tests.helpers.processes import await_until
 
 
+async def _callbacks_scheduled_so_far() -> None:
+    """Return once every callback scheduled before this call has run (the loop runs them in order)."""
+    ran = asyncio.Event()
+    asyncio.get_running_loop().call_soon(ran.set)
+    await ran.wait()
+
+
 class RecordingTransport:
     """The real transport's side of it: what was written, and whether it was closed."""
 
@@ -44,7 +51,7 @@ async def _test_writes_of_one_iteration_leave_as_one() -> None:
     transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     transport.write(b"{}")
     assert real.writes == []  # held until the loop's next iteration
-    await asyncio.sleep(0)
+    await await_until(lambda: real.writes, 10, "the held writes")
     assert real.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
 
 
@@ -57,10 +64,10 @@ async def _test_a_response_that_waits_after_its_headers_still_sends_them() -> No
     real = RecordingTransport()
     transport = CoalescingTransport(real, asyncio.get_running_loop())
     transport.write(b"headers")
-    await asyncio.sleep(0)
+    await await_until(lambda: real.writes, 10, "the headers")
     assert real.writes == [b"headers"]
     transport.write(b"data: 1\n\n")
-    await asyncio.sleep(0)
+    await await_until(lambda: len(real.writes) == 2, 10, "the event")
     assert real.writes == [b"headers", b"data: 1\n\n"]
 
 
@@ -75,7 +82,7 @@ async def _test_close_sends_what_is_held_first_and_nothing_after() -> None:
     transport.close()
     assert real.writes == [b"last"] and real.closed and transport.is_closing()
     transport.write(b"too late")
-    await asyncio.sleep(0)
+    await _callbacks_scheduled_so_far()  # the flush that write scheduled has run
     assert real.writes == [b"last"]
     assert transport.get_extra_info("peername") == ("127.0.0.1", 1)  # the rest is the real one's
 

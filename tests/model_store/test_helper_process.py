@@ -92,10 +92,7 @@ def test_a_child_that_dies_is_reported():
     "mode",
     [
         "echo",  # it sees the end of its input, and running() turns false
-        pytest.param(
-            "block",  # it never looks: PR_SET_PDEATHSIG's SIGTERM, then the grace's SIGALRM
-            marks=pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG"),
-        ),
+        "block",  # it never looks: PR_SET_PDEATHSIG's SIGTERM, then the grace's SIGALRM
     ],
 )
 def test_the_child_ends_when_its_parent_is_sigkilled(mode: str):
