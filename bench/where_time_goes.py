@@ -6,9 +6,9 @@ learning thread, each a loop over the same Phishing events (cycled), alternating
 variants so that machine noise hits them alike:
 
   plain         decoded up front: predict_one, Accuracy.update, learn_one (the baseline)
-  + handover    the same loop, the events unpickled in it from the fetcher's batches
-                (the fetcher process decodes them on the other core; its cost per event
-                is printed apart)
+  + handover    the same loop, the events loaded in it from the fetcher's frames
+                (stream/handover.py; the fetcher process decodes them on the other core,
+                its cost per event is printed apart)
   + learner     stream.learner.Learner.learn_many over those batches instead of the bare
                 loop: rolling metric, drift and error-rate monitors, data-drift sample,
                 one event in 16 timed
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import pickle
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from river import datasets, linear_model, metrics, preprocessing, tree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model_store.specs import ModelSpec  # noqa: E402
+from stream import handover  # noqa: E402
 from stream.decoding import decode_many  # noqa: E402
 from stream.fetcher import MAX_POLL_RECORDS, Batch  # noqa: E402
 from stream.learner import Learner  # noqa: E402
@@ -57,14 +57,15 @@ def per_event(loop: Callable[[], None], n: int) -> float:
 
 
 def fetcher_batches(raws: list[bytes]) -> list[bytes]:
-    """What the fetcher sends: batches of one poll, values decoded, pickled as the pipe does."""
-    blobs = []
+    """What the fetcher sends: batches of one poll, values decoded, names interned, framed."""
+    blobs, names = [], handover.Names()
     for start in range(0, len(raws), MAX_POLL_RECORDS):
         values = raws[start : start + MAX_POLL_RECORDS]
         offsets = list(range(start, start + len(values)))
         batch = Batch("events", 0, offsets, [None] * len(values), list(values), [0] * len(values), None)
         batch.events = decode_many(batch.values, "classification")
-        blobs.append(pickle.dumps([batch], protocol=pickle.HIGHEST_PROTOCOL))
+        names.intern(batch.events)
+        blobs.append(handover.dumps([batch]))
     return blobs
 
 
@@ -86,7 +87,7 @@ def variants(
     def handover() -> None:
         model, acc = make(), metrics.Accuracy()
         for blob in blobs:
-            for batch in pickle.loads(blob):
+            for batch in handover.loads(blob):
                 for x, y in batch.events:
                     acc.update(y, model.predict_one(x))
                     model.learn_one(x, y)
@@ -94,7 +95,7 @@ def variants(
     def learner() -> None:
         learner, timed = Learner.from_spec(spec), []
         for blob in blobs:
-            for batch in pickle.loads(blob):
+            for batch in handover.loads(blob):
                 learner.learn_many(batch.events, 0, len(batch.events), timed.append)
         learner.settle()
 
@@ -112,7 +113,7 @@ def main() -> int:
     raws = [orjson.dumps({"features": x, "label": y}) for x, y in rows]
     fetcher = statistics.median(per_event(lambda: fetcher_batches(raws), len(raws)) for _ in range(3))
     blobs = fetcher_batches(raws)
-    print(f"fetcher process, decoding and pickling: {fetcher * 1e6:.1f} us/event (on the other core)")
+    print(f"fetcher process, decoding and framing: {fetcher * 1e6:.1f} us/event (on the other core)")
     for name, (make, pipeline) in MODELS.items():
         loops = variants(make, pipeline, raws, blobs)
         seconds: dict[str, list[float]] = {k: [] for k in loops}

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import pickle
 import platform
+import sys
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -221,21 +223,36 @@ def load_model(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> Any:
 def load_state(
     meta: SnapshotMeta, blob: bytes, key: bytes | None, training: bytes | None = None
 ) -> dict[str, Any]:
-    """The trainer's load: verify both parts, unpickle them, return the whole state."""
+    """The trainer's load: verify both parts, unpickle them, return the whole state, its
+    strings interned (``_loads_interned``)."""
     if not meta.is_split:
-        return _unpickle(meta, blob, key)
+        return _unpickle(meta, blob, key, interned=True)
     if training is None:
         raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: the training state was not read")
     verify(meta, blob, key, training)
-    state = pickle.loads(training)  # noqa: S301 - verified above
+    artefact = _unpickle(meta, blob, key, interned=True)  # first: the champion's names win
+    state = _loads_interned(training)
     if not isinstance(state, dict):
         raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: training state is not a dict")
-    return {**state, **_unpickle(meta, blob, key)}
+    return {**state, **artefact}
 
 
-def _unpickle(meta: SnapshotMeta, blob: bytes, key: bytes | None) -> dict[str, Any]:
+def _unpickle(meta: SnapshotMeta, blob: bytes, key: bytes | None, interned: bool = False) -> dict[str, Any]:
     verify(meta, blob, key)
-    state = pickle.loads(blob)  # noqa: S301 - verified above
+    state = _loads_interned(blob) if interned else pickle.loads(blob)  # noqa: S301 - verified above
     if not isinstance(state, dict) or "model" not in state:
         raise IncompatibleSnapshot(f"{meta.model} v{meta.version}: blob holds no model")
+    return state
+
+
+def _loads_interned(data: bytes) -> Any:
+    """Unpickle (verified data), then intern every string it holds, in place where no equal
+    string is interned yet: a restored model's feature names become the objects the trainer's
+    events are handed over with (stream/handover.py), so River's lookups match them by
+    identity instead of comparing characters, as they do in a model learned from the start."""
+    unpickler = pickle.Unpickler(io.BytesIO(data))
+    state = unpickler.load()  # noqa: S301 - verified by the caller
+    for obj in unpickler.memo.copy().values():  # pickle memoizes every string it writes
+        if type(obj) is str:
+            sys.intern(obj)
     return state

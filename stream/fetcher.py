@@ -6,16 +6,17 @@ the schema costs more on top (docs/benchmarks.md has the figures). The fetcher p
 uses librdkafka (confluent-kafka), whose native threads parse far faster, assigns the
 partitions, seeks where the trainer says, polls,
 decodes the values of the event topics (``stream.decoding.decode_many``), and hands
-the trainer batches of raw values, decoded events and offsets through a pipe:
-unpickling a decoded event costs the trainer a fraction of decoding it. Everything
-else of the trainer's (topics, producers, the CLI) stays on kafka-python.
+the trainer batches of raw values, decoded events and offsets through a pipe
+(stream/handover.py: marshal, the feature names interned): loading a decoded event
+costs the trainer a fraction of decoding it. Everything else of the trainer's
+(topics, producers, the CLI) stays on kafka-python.
 
 The fetcher decides nothing: the trainer owns the offsets (they live in its
 checkpoints) and skips any record below the offset it expects, so a fetcher that
 dies and is started again from the trainer's offsets repeats and loses nothing.
 
-Keep this module light: the fetcher process imports it, confluent-kafka and the
-event decoder only (stream.decoding: orjson, pydantic and the event schema).
+Keep this module light: the fetcher process imports it, confluent-kafka, the hand-over
+and the event decoder only (stream.decoding: orjson, pydantic and the event schema).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from model_store.helper_process import HelperChild, HelperProcess
+from stream import handover
 from stream.backoff import Backoff
 from stream.decoding import decode_many
 from stream.errors import StreamError
+from stream.handover import Batch, Record
+
+__all__ = ["Batch", "Fetcher", "FetcherError", "Record", "fetch_or_restart", "read_again"]
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +44,6 @@ MAX_BATCHES_PER_GET = 16
 # batches (about 0.3 KB a record) wait in it. With Linux's default 64 KiB the fetcher could only
 # write on while the trainer read, so every handover made the trainer wait (docs/benchmarks.md).
 PIPE_BYTES = 4 * 1024 * 1024
-
-
-class Record(NamedTuple):
-    """One Kafka record as the trainer needs it, built only off the hot path."""
-
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-
-
-@dataclass(slots=True)
-class Batch:
-    """Consecutive records of one partition, in columns (cheap to pickle and to walk)."""
-
-    topic: str
-    partition: int
-    offsets: list[int]
-    keys: list[bytes | None]
-    values: list[bytes | None]
-    timestamps: list[int]
-    highwater: int | None
-    events: list | None = None  # stream.decoding.Decoded per value, for an event topic
-
-    def record(self, i: int) -> Record:
-        return Record(self.offsets[i], self.keys[i], self.values[i], self.timestamps[i])
 
 
 class FetcherError(StreamError, RuntimeError):
@@ -114,7 +92,7 @@ class Fetcher:
         try:
             ready = helper.poll(timeout)
             while ready:
-                item = helper.recv()
+                item = handover.loads(helper.recv_bytes())
                 if isinstance(item, str):
                     raise FetcherError(item)
                 batches.extend(item)
@@ -165,7 +143,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s fetcher %(message)s")
     bootstrap, options, wanted, decode = trainer.settings
     try:
-        fetch(bootstrap, options, wanted, trainer.send, trainer.running, decode)
+        fetch(bootstrap, options, wanted, trainer.send_bytes, trainer.running, decode)
     except (BrokenPipeError, EOFError, OSError):
         pass  # the trainer closed its end: it is stopping or gone
 
@@ -174,12 +152,13 @@ def fetch(
     bootstrap: str,
     options: dict[str, Any],
     wanted: dict[str, dict[int, int]],
-    send: Callable[[object], None],
+    send: Callable[[bytes], None],
     running: Callable[[], bool],
     decode: dict[str, str] | None = None,
 ) -> None:
     """Poll, decode the event topics' values (``decode``: topic -> task), and forward until
-    ``running`` says no (or the pipe breaks).
+    ``running`` says no (or the pipe breaks): frames of stream/handover.py, batches with
+    their names interned or why fetching cannot go on.
 
     librdkafka (confluent-kafka) fetches and parses in native threads, far faster than
     kafka-python's pure Python, so this core is left to the broker and the learner.
@@ -187,28 +166,33 @@ def fetch(
     try:
         consumer, partitions = _consumer(bootstrap, options, wanted, running)
     except Exception as exc:  # Kafka away, bad credentials: the trainer retries with backoff
-        send(f"cannot consume from Kafka: {type(exc).__name__}: {exc}")
+        send(handover.dumps_error(f"cannot consume from Kafka: {type(exc).__name__}: {exc}"))
         return
     if consumer is None:
         return
+    names = handover.Names()
     try:
         while running():
             messages = consumer.consume(num_messages=MAX_POLL_RECORDS, timeout=0.2)
             if messages:
-                send(_batches(consumer, messages, partitions, decode or {}))
+                send(handover.dumps(_batches(consumer, messages, partitions, decode or {}, names)))
     except (BrokenPipeError, OSError):
         raise
     except Exception as exc:
-        send(f"fetching failed: {type(exc).__name__}: {exc}")
+        send(handover.dumps_error(f"fetching failed: {type(exc).__name__}: {exc}"))
     finally:
         consumer.close()
 
 
 def _batches(
-    consumer: Any, messages: list, partitions: dict[tuple[str, int], Any], decode: dict[str, str]
+    consumer: Any,
+    messages: list,
+    partitions: dict[tuple[str, int], Any],
+    decode: dict[str, str],
+    names: handover.Names | None = None,
 ) -> list[Batch]:
-    """Group one poll's messages by partition, in order, decoding the event topics' values;
-    errors are logged, not forwarded."""
+    """Group one poll's messages by partition, in order, decoding the event topics' values
+    (their feature names interned by ``names``); errors are logged, not forwarded."""
     batches: dict[tuple[str, int], Batch] = {}
     for message in messages:
         if message.error() is not None:
@@ -228,6 +212,8 @@ def _batches(
         task = decode.get(batch.topic)
         if task is not None:
             batch.events = decode_many(batch.values, task)
+            if names is not None:
+                names.intern(batch.events)
     return list(batches.values())
 
 
@@ -323,8 +309,7 @@ def read_again(
 
 
 if __name__ == "__main__":
-    # Run the importable module, not this __main__ copy: batches must pickle as
-    # stream.fetcher.Batch for the trainer to read them.
+    # Run the importable module, not this __main__ copy (one set of classes and settings).
     from stream.fetcher import main as fetcher_main
 
     fetcher_main()

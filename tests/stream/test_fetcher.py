@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pickle
-
 from model_store.settings import Settings
+from stream import handover
 from stream.decoding import BadEvent, LabelOnly
 from stream.fetcher import _batches
 
@@ -88,8 +87,8 @@ def test_event_topics_arrive_decoded_and_the_refusals_survive_the_pipe():
         Message("log", 0, 0, b"anything"),
     ]
     partitions = {("events", 0): "a", ("log", 0): "a"}
-    batches = _batches(Consumer(), messages, partitions, {"events": "classification"})
-    events, log = pickle.loads(pickle.dumps(sorted(batches, key=lambda b: b.topic)))
+    batches = _batches(Consumer(), messages, partitions, {"events": "classification"}, handover.Names())
+    events, log = handover.loads(handover.dumps(sorted(batches, key=lambda b: b.topic)))
     assert log.events is None and log.values == [b"anything"]
     assert events.values == [good, b"{not json", label_only]
     decoded, refused, label = events.events

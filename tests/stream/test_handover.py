@@ -1,0 +1,99 @@
+"""The fetcher's frames to the trainer (stream/handover.py): every field and refusal arrives,
+and a feature name arrives as the same interned object in every frame."""
+
+from __future__ import annotations
+
+import sys
+
+from stream import handover
+from stream.decoding import BadEvent, LabelOnly, decode_many
+from stream.handover import Batch
+
+
+def fresh(text: str) -> str:
+    """An equal string that is a new object, as a decoder makes one."""
+    return "".join(list(text))
+
+
+def a_batch(events: list, offsets: list[int] | None = None) -> Batch:
+    offsets = offsets or list(range(len(events)))
+    values = [f"v{i}".encode() for i in offsets]
+    return Batch("events", 3, offsets, [None, b"k"][: len(offsets)], values, [7] * len(offsets), 99, events)
+
+
+def test_every_field_and_every_refusal_survives_a_frame():
+    events = [
+        ({"f1": 1.5, "f2": "x", "f3": None}, True),
+        BadEvent("schema: field 'label'"),
+        LabelOnly("p-1", 2),
+    ]
+    batch = a_batch(events, [10, 11, 12])
+    (got,) = handover.loads(handover.dumps([batch]))
+    assert (got.topic, got.partition, got.offsets, got.keys, got.values, got.timestamps, got.highwater) == (
+        "events",
+        3,
+        [10, 11, 12],
+        [None, b"k"],
+        [b"v10", b"v11", b"v12"],
+        [7, 7, 7],
+        99,
+    )
+    decoded, bad, label = got.events
+    assert decoded == events[0]
+    assert type(bad) is BadEvent and bad.reason == "schema: field 'label'"
+    assert type(label) is LabelOnly and (label.id, label.label) == ("p-1", 2)
+    assert batch.events[1] is events[1]  # the sender's batch is left as it was
+    raw = Batch("log", 0, [1], [None], [b"raw"], [5], None)
+    assert handover.loads(handover.dumps([raw])) == [raw]
+
+
+def test_a_reason_to_stop_arrives_as_text():
+    assert (
+        handover.loads(handover.dumps_error("cannot consume from Kafka: down"))
+        == "cannot consume from Kafka: down"
+    )
+
+
+def test_names_arrive_as_one_interned_object_in_every_frame():
+    name = fresh("streamlearn_handover_test_name_1")  # interned nowhere yet
+    names = handover.Names()
+    frames = []
+    for value in (1.0, 2.0):
+        events = [({fresh(name): value, fresh("streamlearn_handover_test_name_2"): 0}, False)]
+        names.intern(events)
+        frames.append(handover.loads(handover.dumps([a_batch(events)])))
+    first, second = (next(iter(batches[0].events[0][0])) for batches in frames)
+    assert first is second is sys.intern(fresh(name))
+
+
+def test_a_name_interned_before_still_arrives_interned():
+    taken = sys.intern(fresh("streamlearn_handover_taken"))  # e.g. an identifier of the fetcher's code
+    names = handover.Names()
+    events = [
+        ({fresh("streamlearn_handover_taken"): 1}, True),
+        ({fresh("streamlearn_handover_taken"): 2}, True),
+    ]
+    names.intern(events)
+    (batch,) = handover.loads(handover.dumps([a_batch(events)]))
+    assert all(next(iter(x)) is taken for x, _ in batch.events)
+    assert [x for x, _ in batch.events] == [
+        {"streamlearn_handover_taken": 1},
+        {"streamlearn_handover_taken": 2},
+    ]
+
+
+def test_decoded_events_keep_their_order_and_values():
+    values = [b'{"features": {"a": 1, "b": 2.5}, "label": "spam"}', b"{bad", b'{"id": "q", "label": 1}']
+    events = decode_many(values, "classification")
+    handover.Names().intern(events)
+    (batch,) = handover.loads(handover.dumps([a_batch(events)]))
+    assert batch.events[0] == ({"a": 1, "b": 2.5}, "spam")
+    assert type(batch.events[1]) is BadEvent and type(batch.events[2]) is LabelOnly
+
+
+def test_the_names_remembered_are_bounded():
+    names = handover.Names(max_names=2)
+    events = [({fresh(f"streamlearn_bounded_{i}"): i}, True) for i in range(5)]
+    names.intern(events)
+    assert len(names._known) <= 2
+    assert [x for x, _ in events] == [{f"streamlearn_bounded_{i}": i} for i in range(5)]
