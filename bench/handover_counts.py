@@ -1,15 +1,22 @@
-"""Instructions an event for the trainer's learning thread, by hand-over: pickle frames (as
-before stream/handover.py) against marshal frames with the names interned.
+"""Instructions an event of the trainer's learning thread against the plain River loop, and
+by hand-over: pickle frames (as before stream/handover.py) against marshal frames with the
+feature names interned.
 
 One variant a run, under callgrind, which counts instructions whatever else the machine
-does; a run with ``none`` builds the frames only, and is subtracted:
+does; ``none`` only builds the frames and the models, and is subtracted:
 
-    for v in none pickle handover; do
+    for v in none load plain pickle handover; do
       PYTHONHASHSEED=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         .venv/bin/python bench/handover_counts.py $v linear 2>&1 | grep Collected
     done
 
-(events (Collected - none's) / 6,000 is the figure in docs/benchmarks.md.)
+  load      loads the marshal frames only (what the trainer's thread pays to receive)
+  plain     loads them, then the plain loop (predict_one, Accuracy.update, learn_one) over
+            their events: minus ``load``, the baseline's own work
+  pickle    loads pickle frames and learns them through ``Learner.learn_many`` + ``settle``
+  handover  the same from the marshal frames: the learning thread's work an event
+
+(a variant's count minus none's, over 6,000 events, is the figure in docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ import sys
 from pathlib import Path
 
 import orjson
-from river import datasets
+from river import datasets, metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.plain_loop import pipeline  # noqa: E402
 from model_store.specs import ModelSpec  # noqa: E402
 from stream import handover  # noqa: E402
 from stream.decoding import decode_many  # noqa: E402
@@ -53,7 +61,7 @@ def frames(raws: list[bytes]) -> dict[str, list[bytes]]:
 
 
 def main() -> int:
-    variant, model = sys.argv[1], sys.argv[2]
+    variant, model_name = sys.argv[1], sys.argv[2]
     rows = itertools.islice(itertools.cycle(datasets.Phishing()), EVENTS)
     framed = frames([orjson.dumps({"features": x, "label": y}) for x, y in rows])
     spec = ModelSpec.model_validate(
@@ -61,12 +69,19 @@ def main() -> int:
             "name": "b",
             "topic": "b",
             "task": "classification",
-            "pipeline": PIPELINES[model],
+            "pipeline": PIPELINES[model_name],
             "metrics": ["Accuracy"],
         }
     )
     learner = Learner.from_spec(spec)
+    model, accuracy = pipeline(PIPELINES[model_name]), metrics.Accuracy()
     if variant == "none":
+        return 0
+    if variant in ("load", "plain"):
+        batches = [batch for frame in framed["handover"] for batch in handover.loads(frame)]
+        for x, y in (event for batch in batches for event in batch.events) if variant == "plain" else ():
+            accuracy.update(y, model.predict_one(x))
+            model.learn_one(x, y)
         return 0
     load = pickle.loads if variant == "pickle" else handover.loads
     for frame in framed[variant]:

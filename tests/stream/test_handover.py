@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import sys
 
+import orjson
+
 from stream import handover
 from stream.decoding import BadEvent, LabelOnly, decode_many
 from stream.handover import Batch
 
 
 def fresh(text: str) -> str:
-    """An equal string that is a new object, as a decoder makes one."""
+    """An equal string that is a new object, as a decoder makes one. (The names here are not
+    identifiers, so the compiler has not interned their literals.)"""
     return "".join(list(text))
 
 
@@ -55,31 +58,29 @@ def test_a_reason_to_stop_arrives_as_text():
 
 
 def test_names_arrive_as_one_interned_object_in_every_frame():
-    name = fresh("streamlearn_handover_test_name_1")  # interned nowhere yet
     names = handover.Names()
     frames = []
-    for value in (1.0, 2.0):
-        events = [({fresh(name): value, fresh("streamlearn_handover_test_name_2"): 0}, False)]
+    for value in (1.0, 2.0):  # decoded by orjson, as the fetcher does: one cached key object a name
+        raw = orjson.dumps({"features": {"streamlearn-handover name 1": value, "other name": 0}, "label": 1})
+        events = decode_many([raw], "classification")
         names.intern(events)
         frames.append(handover.loads(handover.dumps([a_batch(events)])))
-    first, second = (next(iter(batches[0].events[0][0])) for batches in frames)
-    assert first is second is sys.intern(fresh(name))
+    first, second = (list(batches[0].events[0][0]) for batches in frames)
+    assert first[0] is second[0] is sys.intern(fresh("streamlearn-handover name 1"))
+    assert first[1] is second[1]
 
 
-def test_a_name_interned_before_still_arrives_interned():
+def test_a_name_interned_before_arrives_as_an_equal_copy():
     taken = sys.intern(fresh("streamlearn_handover_taken"))  # e.g. an identifier of the fetcher's code
+    free = fresh("streamlearn-handover free")
     names = handover.Names()
-    events = [
-        ({fresh("streamlearn_handover_taken"): 1}, True),
-        ({fresh("streamlearn_handover_taken"): 2}, True),
-    ]
+    events = [({fresh(taken): 1, free: 2}, True), ({fresh(taken): 3, free: 4}, True)]
     names.intern(events)
     (batch,) = handover.loads(handover.dumps([a_batch(events)]))
-    assert all(next(iter(x)) is taken for x, _ in batch.events)
-    assert [x for x, _ in batch.events] == [
-        {"streamlearn_handover_taken": 1},
-        {"streamlearn_handover_taken": 2},
-    ]
+    assert [x for x, _ in batch.events] == [{taken: 1, free: 2}, {taken: 3, free: 4}]
+    assert [list(x) for x, _ in batch.events] == [[taken, free]] * 2  # order kept
+    first, second = (list(x) for x, _ in batch.events)
+    assert first[1] is second[1] is sys.intern(fresh(free))
 
 
 def test_decoded_events_keep_their_order_and_values():
@@ -93,7 +94,7 @@ def test_decoded_events_keep_their_order_and_values():
 
 def test_the_names_remembered_are_bounded():
     names = handover.Names(max_names=2)
-    events = [({fresh(f"streamlearn_bounded_{i}"): i}, True) for i in range(5)]
+    events = [({fresh(f"streamlearn-bounded {i}"): i}, True) for i in range(5)]
     names.intern(events)
     assert len(names._known) <= 2
-    assert [x for x, _ in events] == [{f"streamlearn_bounded_{i}": i} for i in range(5)]
+    assert [x for x, _ in events] == [{f"streamlearn-bounded {i}": i} for i in range(5)]
