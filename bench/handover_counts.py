@@ -22,21 +22,19 @@ does; ``none`` only builds the frames and the models, and is subtracted:
 from __future__ import annotations
 
 import itertools
+import marshal
 import pickle
+import subprocess
 import sys
 from pathlib import Path
 
 import orjson
-from river import datasets, metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plain_loop import pipeline  # noqa: E402
-from model_store.specs import ModelSpec  # noqa: E402
 from stream import handover  # noqa: E402
 from stream.decoding import decode_many  # noqa: E402
 from stream.handover import Batch  # noqa: E402
-from stream.learner import Learner  # noqa: E402
 
 EVENTS, PER_FRAME = 6_000, 2_000
 PIPELINES = {
@@ -60,10 +58,28 @@ def frames(raws: list[bytes]) -> dict[str, list[bytes]]:
     return framed
 
 
+def framed_by_a_fetcher(raws: list[bytes]) -> dict[str, list[bytes]]:
+    """``frames`` in a process of its own that never imports River, as the fetcher: River's
+    Phishing module holds the feature names as constants, which would intern them first."""
+    done = subprocess.run(
+        [sys.executable, __file__, "frames"], input=marshal.dumps(raws), capture_output=True, check=True
+    )
+    return marshal.loads(done.stdout)
+
+
 def main() -> int:
+    if sys.argv[1] == "frames":  # the fetcher's side, asked by framed_by_a_fetcher
+        sys.stdout.buffer.write(marshal.dumps(frames(marshal.loads(sys.stdin.buffer.read()))))
+        return 0
+    from river import datasets, metrics
+
+    from bench.plain_loop import pipeline
+    from model_store.specs import ModelSpec
+    from stream.learner import Learner
+
     variant, model_name = sys.argv[1], sys.argv[2]
     rows = itertools.islice(itertools.cycle(datasets.Phishing()), EVENTS)
-    framed = frames([orjson.dumps({"features": x, "label": y}) for x, y in rows])
+    framed = framed_by_a_fetcher([orjson.dumps({"features": x, "label": y}) for x, y in rows])
     spec = ModelSpec.model_validate(
         {
             "name": "b",
