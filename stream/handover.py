@@ -6,10 +6,9 @@ an equal copy is hashed and compared character by character. Pickle makes a new 
 every name in every frame; marshal keeps a string's interning. So the fetcher interns the
 names it sends (``Names``), and every event the trainer loads holds the trainer's one
 interned copy of each name: the objects its model was filled with (and, after a restore,
-the checkpoint's own, which ``model_store.snapshot.load_state`` interns). In one
-interpreter under callgrind that saves 1-5% of a linear model's instructions, depending
-on the hash seed, and nothing measurable for a tree; marshal also loads a batch about 15%
-faster than pickle (docs/benchmarks.md).
+the checkpoint's own, which ``model_store.snapshot.load_state`` interns). Under callgrind
+that takes 2.6% off a linear model's learning thread (1-5% across hash seeds) and 0.5% off
+a tree's; marshal also loads a batch about 15% faster than pickle (docs/benchmarks.md).
 
 Refusals (``BadEvent``, ``LabelOnly``) are not marshallable: they travel beside the events
 as (index, kind, args), their place in the events holding None, and are rebuilt on load.
@@ -26,8 +25,9 @@ from typing import Any, NamedTuple
 from stream.decoding import BadEvent, LabelOnly
 
 MAX_NAMES = 100_000
-"""Names interned by one fetcher at most: a stream whose names never repeat (ids as names)
-must not grow the fetcher without bound. Names past it travel as plain copies."""
+"""Names one fetcher remembers at most: a stream whose names never repeat (ids as names)
+must not grow the fetcher without bound. Names past it are still interned, but each event
+holding one pays the per-name pass again."""
 
 _BAD, _LABEL = 0, 1
 
