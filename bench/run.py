@@ -47,6 +47,7 @@ from bench.trainer_rate import (  # noqa: E402
     HOEFFDING,
     LINEAR,
     SCRAPE_EVERY,
+    TURN,
     Backlog,
     against_plain,
     checkpoint_cost,
@@ -214,17 +215,20 @@ def notes(sizes: Sizes) -> list[str]:
         f"Trainer rates: `streamlearn train` reads a pre-published backlog of {sizes.events:,} Phishing "
         "events (River's bundled dataset, cycled) from a one-partition topic, with metrics [Accuracy], "
         "its default drift and error-rate monitors, delayed labels off (it reads the events topic only) "
-        "and no checkpoint until it stops. Its rate is the "
-        "least-squares slope of `streamlearn_events_learned_total`, scraped every "
-        f"{SCRAPE_EVERY * 1000:.0f} ms (a lighter probe than ten a second, which took 3-4% of the "
-        "learning thread), between 10% "
-        "and 90% of the backlog. The baseline is the plain loop `predict_one`, `Accuracy.update`, "
-        "`learn_one` in a fresh interpreter over the same message values decoded up front with orjson, "
-        "timed over the same 10%-90% slice. Trainer and baseline alternate order; the ratio is the "
-        "median of the pairs' ratios (so it need not equal measured / baseline).",
+        "and no checkpoint until it stops. Trainer and baseline take turns: the trainer learns for "
+        f"{TURN:g} s (its learned counter, `streamlearn_events_learned_total`, scraped at both ends), "
+        "is paused with SIGSTOP with its fetcher, and the baseline, the plain loop `predict_one`, "
+        "`Accuracy.update`, `learn_one` waiting in a fresh interpreter over the same message values "
+        "decoded up front with orjson, learns up to the event the trainer reached (the loop alone "
+        "timed); then the trainer again. Only turns between 10% and 90% of the backlog count, and a "
+        "pair's ratio is its summed turns' (this host moves one thread's speed by 30-50% from one "
+        "second to the next, which runs taken one after the other measured as much as the code). "
+        "The ratio is the median of the pairs' ratios (so it need not equal measured / baseline).",
         f"Checkpoint cost: the trainer of `forest.ARFClassifier` (10 trees, seed 1) on {sizes.arf_events:,} "
-        "events, measured the same way, with `checkpoint.every_seconds: 1` against none (pairs "
-        "alternating); the pickle size is the largest final checkpoint's.",
+        "events with `checkpoint.every_seconds: 1` against none (the runs of a pair one after the "
+        "other, alternating order); a run's rate is the least-squares slope of its learned counter, "
+        f"scraped every {SCRAPE_EVERY * 1000:.0f} ms, between 10% and 90% of the events; the pickle "
+        "size is the largest final checkpoint's.",
         f"/predict: wrk `-t2 -c{CONNECTIONS} -d{sizes.wrk_seconds:g}s --latency` on the same machine, "
         "one Phishing instance per POST, against four servers in turn (the order rotated each repeat): "
         "the bare ASGI app of bench/bare_asgi.py (reads the body, answers a constant of the answer's "

@@ -1,17 +1,26 @@
 """Trainer-rate figures: ``streamlearn train`` reading a pre-published backlog from Kafka,
 against the plain River loop on the same events, and against itself without checkpoints.
 
-The trainer's rate is the slope of its ``streamlearn_events_learned_total`` counter,
-scraped from its Prometheus endpoint about every 500 ms, between 10% and 90% of the
-events: interpreter start-up, connecting and the first fetch are not counted, nor is
-the tail. Runs of a pair alternate their order from one repeat to the next, and the
-figure is the median of the pairs' ratios, so a slow drift of the machine's load
-falls on both sides.
+Against the plain loop, the two take turns (``interleaved``): the trainer learns for half a
+second, is paused with SIGSTOP (the whole process group, its fetcher too), and the plain
+loop, waiting in its own interpreter, learns up to the event the trainer reached; then the
+trainer again. The shared host this runs on moves a single thread's speed by 30-50% from one
+second to the next, so two runs taken one after the other (the earlier method) measured the
+host as much as the code; turns of half a second put both sides under the same load. Only
+turns between 10% and 90% of the events count (start-up, connecting and the first fetch are
+left out, and the tail), and a pair's ratio is the one of the summed turns.
+
+Against itself without checkpoints (ARF), the trainer's rate is the slope of its
+``streamlearn_events_learned_total`` counter, scraped from its Prometheus endpoint about
+every 500 ms between 10% and 90% of the events, runs of a pair alternating their order.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +43,9 @@ idle trainer and a GIL hand-over from the learning thread under load: ten a seco
 3-4% of the learning thread's samples (py-spy), a probe heavier than what it measures (a
 Prometheus server scrapes every 15-30 s). Two a second still give the least-squares slope
 seven or more points inside the 10%-90% window of the shortest run."""
+TURN = 0.5
+"""Seconds the trainer learns before the plain loop takes its turn: the host's speed holds
+for about a second at a time, and a turn must stay well inside the trainer's 6 s lease."""
 NO_CHECKPOINT = {"every_events": 10**9, "every_seconds": 10.0**6, "keep": 3}
 EVERY_SECOND = {"every_events": 10**9, "every_seconds": 1.0, "keep": 3}
 
@@ -104,6 +116,16 @@ def scrape(child: Child, model: str, total: int, timeout: float) -> list[tuple[f
             time.sleep(max(0.0, SCRAPE_EVERY - (time.perf_counter() - before)))
 
 
+def final_checkpoint(deployment: Deployment, child: Child, model: str) -> TrainerRun:
+    """What the stopped trainer's last checkpoint says (it holds every event learned)."""
+    store = deployment.store()
+    version = store.latest_version(model)
+    if version is None:
+        raise BenchError(f"{child.role} left no checkpoint after SIGTERM:\n{child.tail()}")
+    meta = store.meta(model, version)
+    return TrainerRun(0.0, meta.metrics.get("Accuracy"), meta.blob_bytes, meta.version)
+
+
 def run_trainer(
     services: Services,
     workdir: Path,
@@ -120,17 +142,8 @@ def run_trainer(
         samples = scrape(child, pipeline.key, backlog.events, timeout)
         peaks.record(f"trainer, {pipeline.title}", child)
     # stopped: its final checkpoint holds every event (and the pickle at full size)
-    store = deployment.store()
-    version = store.latest_version(pipeline.key)
-    if version is None:
-        raise BenchError(f"{child.role} left no checkpoint after SIGTERM:\n{child.tail()}")
-    meta = store.meta(pipeline.key, version)
-    return TrainerRun(
-        learning_rate(samples, backlog.events),
-        meta.metrics.get("Accuracy"),
-        meta.blob_bytes,
-        meta.version,
-    )
+    run = final_checkpoint(deployment, child, pipeline.key)
+    return dataclasses.replace(run, rate=learning_rate(samples, backlog.events))
 
 
 def plain_loop(backlog: Backlog, pipeline: Pipeline, timeout: float) -> dict[str, float]:
@@ -149,6 +162,141 @@ def plain_loop(backlog: Backlog, pipeline: Pipeline, timeout: float) -> dict[str
     return orjson.loads(done.stdout)
 
 
+class PlainSteps:
+    """The plain loop in a fresh interpreter, learning in steps the bench asks for
+    (``bench/plain_loop.py --steps``); values decoded and model built before the first."""
+
+    def __init__(self, backlog: Backlog, pipeline: Pipeline) -> None:
+        cmd = [
+            sys.executable,
+            str(HERE / "plain_loop.py"),
+            "--steps",
+            "--values",
+            str(backlog.values_file),
+            "--pipeline",
+            orjson.dumps(pipeline.steps).decode(),
+        ]
+        self.title = pipeline.title
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.events = self._answer()["ready"]
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise BenchError(f"plain loop of {self.title} exited with {self.proc.wait()}")
+        return orjson.loads(line)
+
+    def advance(self, to: int) -> tuple[int, float]:
+        """Learn up to event ``to``: (events learned, seconds the loop took)."""
+        self.proc.stdin.write(f"{to}\n")
+        self.proc.stdin.flush()
+        answer = self._answer()
+        return answer["events"], answer["seconds"]
+
+    def finish(self) -> dict[str, float]:
+        """Learn the rest, untimed; the accuracies over every event."""
+        self.advance(self.events)
+        self.proc.stdin.close()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@dataclass(frozen=True)
+class Turns:
+    """One pair's turns: the trainer from ``start`` to ``end`` events learned in ``seconds``
+    (scrape to scrape), then the plain loop's ``plain_events`` in ``plain_seconds``."""
+
+    start: float
+    end: float
+    seconds: float
+    plain_events: int
+    plain_seconds: float
+
+
+def interleaved_rates(
+    turns: list[Turns], total: int, low: float = 0.1, high: float = 0.9
+) -> tuple[float, float, int]:
+    """(trainer rate, plain-loop rate, turns counted) over the turns that start at or past
+    ``low`` and end by ``high`` of ``total`` events; a backlog too short for one such turn
+    (``--smoke``) counts every turn in which the trainer learned something."""
+    inside = [t for t in turns if t.start >= low * total and t.end <= high * total and t.end > t.start]
+    counted = inside or [t for t in turns if t.end > t.start and t.plain_events]
+    if not counted:
+        raise BenchError(f"no turn of the trainer learned any of {total} events")
+    trainer = sum(t.end - t.start for t in counted) / sum(t.seconds for t in counted)
+    plain = sum(t.plain_events for t in counted) / sum(t.plain_seconds for t in counted)
+    return trainer, plain, len(inside)
+
+
+def learned_now(client: httpx.Client, child: Child, model: str) -> tuple[float, float | None]:
+    """(time, the trainer's learned counter), the time the middle of the scrape."""
+    child.check()
+    before = time.perf_counter()
+    try:
+        count = learned(client.get(f"http://127.0.0.1:{child.port}/metrics").text, model)
+    except httpx.HTTPError:
+        count = None  # not listening yet
+    return (before + time.perf_counter()) / 2, count
+
+
+@dataclass
+class Pair:
+    trainer_rate: float
+    plain_rate: float
+    turns: int
+    trainer_accuracy: float | None
+    plain_accuracy: float
+
+
+def interleaved(
+    services: Services, workdir: Path, backlog: Backlog, pipeline: Pipeline, timeout: float, peaks: Peaks
+) -> Pair:
+    """The trainer over the whole backlog taking turns with the plain loop (module docstring)."""
+    deployment = Deployment(services, workdir / f"{pipeline.key}-{uuid.uuid4().hex[:6]}")
+    deployment.write_model(pipeline.key, backlog.topic, pipeline.steps, checkpoint=NO_CHECKPOINT)
+    plain = PlainSteps(backlog, pipeline)
+    turns: list[Turns] = []
+    try:
+        with (
+            deployment.trainer(pipeline.key) as child,
+            httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}) as client,
+        ):
+            deadline = time.monotonic() + timeout
+            start, count = learned_now(client, child, pipeline.key)
+            while count is None:  # starting
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{child.role} never showed its learned counter:\n{child.tail()}")
+                time.sleep(0.02)
+                start, count = learned_now(client, child, pipeline.key)
+            try:
+                while count < 0.9 * backlog.events:
+                    if time.monotonic() > deadline:
+                        raise BenchError(
+                            f"{child.role} learned {count} of {backlog.events} in {timeout:.0f}s"
+                        )
+                    time.sleep(max(0.0, start + TURN - time.perf_counter()))
+                    end, reached = learned_now(client, child, pipeline.key)
+                    os.killpg(child.pid, signal.SIGSTOP)  # the trainer and its fetcher
+                    events, seconds = plain.advance(int(reached or 0))
+                    turns.append(Turns(count, reached or 0, end - start, events, seconds))
+                    os.killpg(child.pid, signal.SIGCONT)
+                    start, count = learned_now(client, child, pipeline.key)
+            finally:
+                os.killpg(child.pid, signal.SIGCONT)
+            scrape(child, pipeline.key, backlog.events, timeout)
+            peaks.record(f"trainer, {pipeline.title}", child)
+        trained = final_checkpoint(deployment, child, pipeline.key)
+        plain_accuracy = plain.finish()["scored_accuracy"]
+    finally:
+        plain.close()
+    trainer_rate, plain_rate, counted = interleaved_rates(turns, backlog.events)
+    return Pair(trainer_rate, plain_rate, counted, trained.accuracy, plain_accuracy)
+
+
 def against_plain(
     services: Services,
     workdir: Path,
@@ -159,24 +307,12 @@ def against_plain(
     timeout: float,
     peaks: Peaks,
 ) -> Figure:
-    """Figure 1: trainer from Kafka / plain River loop, same decoded events."""
-    trainer_rates, plain_rates, ratios = [], [], []
-    accuracies: dict[str, list[float | None]] = {"trainer": [], "plain": []}
-    for i in range(repeat):
-        order = ("trainer", "plain") if i % 2 == 0 else ("plain", "trainer")
-        got: dict[str, float] = {}
-        for side in order:
-            if side == "trainer":
-                run = run_trainer(services, workdir, backlog, pipeline, NO_CHECKPOINT, timeout, peaks)
-                got["trainer"] = run.rate
-                accuracies["trainer"].append(run.accuracy)
-            else:
-                plain = plain_loop(backlog, pipeline, timeout)
-                got["plain"] = plain["rate"]
-                accuracies["plain"].append(plain["scored_accuracy"])
-        trainer_rates.append(got["trainer"])
-        plain_rates.append(got["plain"])
-        ratios.append(got["trainer"] / got["plain"])
+    """Figure 1: trainer from Kafka / plain River loop, same decoded events, taking turns."""
+    pairs = [interleaved(services, workdir, backlog, pipeline, timeout, peaks) for _ in range(repeat)]
+    trainer_rates = [p.trainer_rate for p in pairs]
+    plain_rates = [p.plain_rate for p in pairs]
+    ratios = [p.trainer_rate / p.plain_rate for p in pairs]
+    accuracies = [p.trainer_accuracy for p in pairs] + [p.plain_accuracy for p in pairs]
     return Figure(
         key=f"trainer_{pipeline.key}",
         title=f"trainer rate from Kafka / plain River loop, {pipeline.title}",
@@ -188,10 +324,10 @@ def against_plain(
         extra={
             "trainer_rates": trainer_rates,
             "plain_rates": plain_rates,
+            "turns": [p.turns for p in pairs],
             "events": backlog.events,
             # exactly-once over one partition: the trainer's model is the plain loop's
-            "same_accuracy": len({round(a or -1, 12) for a in accuracies["trainer"] + accuracies["plain"]})
-            == 1,
+            "same_accuracy": len({round(a or -1, 12) for a in accuracies}) == 1,
             "accuracy": accuracies,
         },
     )

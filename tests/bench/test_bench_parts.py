@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 from bench.harness import BenchError, descendants, peak_rss_mib, wait_until
-from bench.plain_loop import build
+from bench.plain_loop import build, serve_steps
 from bench.plain_loop import run as plain_run
 from bench.report import END, START, Figure, write_section
 from bench.serving import parse_wrk
 from bench.stats import learning_rate, percentile
-from bench.trainer_rate import learned
+from bench.trainer_rate import Turns, interleaved_rates, learned
 
 WRK = """Running 10s test @ http://127.0.0.1:8000/healthz
   2 threads and 16 connections
@@ -90,6 +92,36 @@ def test_plain_loop_counts_what_the_trainer_scores():
     out = plain_run(values, ["tree.HoeffdingTreeClassifier"])
     assert out["events"] == 40 and out["rate"] > 0
     assert out["scored_accuracy"] >= out["accuracy"]  # the first, unscored prediction is None
+
+
+def test_plain_loop_in_steps_learns_what_it_learns_in_one_run():
+    values = [b'{"features": {"x": 1.0}, "label": true}', b'{"features": {"x": -1.0}, "label": false}'] * 20
+    out = io.StringIO()
+    serve_steps(values, ["tree.HoeffdingTreeClassifier"], io.StringIO("5\n5\n30\n99\n"), out)
+    answers = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert answers[0] == {"ready": 40}
+    assert [a["events"] for a in answers[1:5]] == [5, 0, 25, 10]  # up to the event asked, never back
+    assert all(a["seconds"] >= 0 for a in answers[1:5])
+    whole = plain_run(values, ["tree.HoeffdingTreeClassifier"])
+    assert answers[5] == {k: whole[k] for k in ("accuracy", "scored_accuracy", "events")}
+
+
+def test_interleaved_rates_sum_the_turns_inside_the_slice():
+    turns = [
+        Turns(0, 50, 1.0, 50, 0.5),  # before 10% of 1,000: start-up, left out
+        Turns(100, 400, 1.0, 350, 0.5),
+        Turns(400, 600, 1.0, 200, 0.25),
+        Turns(600, 950, 1.0, 350, 0.5),  # past 90%: the tail, left out
+    ]
+    trainer, plain, counted = interleaved_rates(turns, 1000)
+    assert (trainer, plain, counted) == (250.0, 550 / 0.75, 2)  # sums, not a mean of ratios
+
+
+def test_interleaved_rates_of_a_backlog_too_short_for_a_turn():
+    trainer, plain, counted = interleaved_rates([Turns(0, 1000, 0.5, 1000, 0.1)], 1000)
+    assert (trainer, plain, counted) == (2000.0, 10_000.0, 0)
+    with pytest.raises(BenchError, match="no turn"):
+        interleaved_rates([Turns(1000, 1000, 0.5, 0, 0.0)], 1000)
 
 
 def test_plain_loop_builds_the_yaml_steps_with_nested_objects():
