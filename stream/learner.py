@@ -239,17 +239,15 @@ class Learner:
             by_label = [(y, max(p, key=p.get) if p else None) for y, p in queued]
             for name, window in self.rolling.items():
                 if self.cumulative[name].requires_labels:
-                    window.extend(pair for pair in by_label if pair[1] is not None)
+                    window.extend(_newest(by_label, window.size))
                 else:
-                    window.extend(pair for pair in queued if pair[1])
+                    window.extend(_newest(queued, window.size, probabilities=True))
         else:
             by_label = queued
             for window in self.rolling.values():
-                window.extend(pair for pair in by_label if pair[1] is not None)
+                window.extend(_newest(by_label, window.size))
         if self._monitors is not None:
-            self._monitors.update_many(
-                [(y, y_pred, first + k) for k, (y, y_pred) in enumerate(by_label) if y_pred is not None]
-            )
+            self._monitors.update_many(by_label, first)
 
     def metric_values(self) -> tuple[dict[str, float | None], dict[str, float | None]]:
         """(cumulative, rolling) current values by metric name."""
@@ -258,6 +256,22 @@ class Learner:
             {name: _value(m.get) for name, m in self.cumulative.items()},
             {name: _value(w.get) for name, w in self.rolling.items()},
         )
+
+
+def _newest(pairs: list[tuple[Any, Any]], size: int, probabilities: bool = False) -> list[tuple[Any, Any]]:
+    """The last ``size`` pairs that hold a prediction (a label, or with ``probabilities`` a
+    non-empty dict), in order: a window keeps no more, so a settle of thousands of events
+    does not walk them all."""
+
+    def scored(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        if probabilities:
+            return [pair for pair in pairs if pair[1]]
+        return [pair for pair in pairs if pair[1] is not None]
+
+    kept = scored(pairs[-size:])
+    if len(kept) < size < len(pairs):  # unscored events in the tail: look further back
+        kept = scored(pairs)[-size:]
+    return kept
 
 
 def _untimed(seconds: float) -> None:

@@ -4,7 +4,7 @@ import pytest
 from river import compose, datasets, linear_model, metrics, preprocessing, utils
 
 from model_store.specs import ModelSpec
-from stream.learner import Learner, WindowedMetric
+from stream.learner import Learner, WindowedMetric, _newest
 from stream.learner_monitors import Monitors
 from tests.helpers.factories import model_spec
 from tests.helpers.learning import modules_referenced
@@ -136,3 +136,12 @@ def test_a_restored_rolling_window_takes_the_length_the_spec_now_gives():
     kept = list(learner.rolling["Accuracy"].pairs)[-20:]
     assert shorter.rolling["Accuracy"].size == 20 and list(shorter.rolling["Accuracy"].pairs) == kept
     assert Learner.from_state(state).rolling["Accuracy"].size == 50  # no spec: as saved
+
+
+def test_a_rolling_window_takes_the_newest_scored_pairs_even_past_unscored_ones():
+    pairs = [(1, 1), (1, 0), (0, None), (1, 1), (0, None), (0, 0)]
+    assert _newest(pairs, 3) == [(1, 0), (1, 1), (0, 0)]  # looked past the tail's unscored
+    assert _newest(pairs, 2) == [(1, 1), (0, 0)]
+    assert _newest(pairs, 10) == [(1, 1), (1, 0), (1, 1), (0, 0)]
+    probas = [(1, {1: 0.9}), (0, {}), (0, {0: 0.6})]
+    assert _newest(probas, 2, probabilities=True) == [(1, {1: 0.9}), (0, {0: 0.6})]

@@ -10,7 +10,7 @@ from river.datasets import synth
 
 from model_store.specs import ModelSpec, SpecError
 from stream.learner import Learner
-from stream.learner_monitors import ErrorWindows
+from stream.learner_monitors import ErrorWindows, Monitors
 from stream.pipeline import validate_spec
 from tests.helpers.factories import model_spec
 from tests.helpers.learning import modules_referenced
@@ -178,3 +178,23 @@ def test_queued_scores_give_what_settling_after_every_event_gives(detector: str)
     assert queued.monitors.improvements == at_once.monitors.improvements
     assert queued.monitors.error_rate() == at_once.monitors.error_rate()
     assert queued.metric_values() == at_once.metric_values()
+
+
+@pytest.mark.parametrize("detector", ["drift.ADWIN", "drift.binary.DDM"])
+def test_a_detection_among_unscored_events_names_its_own_event(detector: str):
+    """Events without a prediction (a fresh tree's None) are not scored, yet count: a
+    detection after them carries the number of the event it happened at."""
+    rng = random.Random(3)
+    wrong = [k > 1500 or rng.random() < 0.05 for k in range(3000)]
+    run = [(1, None if rng.random() < 0.2 else int(not w)) for w in wrong]
+    one = Monitors.from_spec(spec(drift={"detector": detector}))
+    for k, (y, y_pred) in enumerate(run):
+        if y_pred is not None:
+            one.update(y, y_pred, 100 + k)
+    many = Monitors.from_spec(spec(drift={"detector": detector}))
+    many.update_many(run[:1000], 100)
+    many.update_many(run[1000:], 1100)
+    assert one.detections, "the rise of the error was not detected"
+    assert [d["n"] for d in many.detections] == [d["n"] for d in one.detections]
+    assert all(run[d["n"] - 100][1] is not None for d in many.detections)
+    assert many.errors.state() == one.errors.state()
