@@ -44,9 +44,9 @@ from bench.latency import produce_to_servable, rollback_to_every_replica  # noqa
 from bench.report import Figure  # noqa: E402
 from bench.serving import CONNECTIONS, Side, predict_figures  # noqa: E402
 from bench.trainer_rate import (  # noqa: E402
+    CHECKPOINT_TURN,
     HOEFFDING,
     LINEAR,
-    SCRAPE_EVERY,
     TURN,
     Backlog,
     against_plain,
@@ -60,7 +60,7 @@ GROUPS = ("trainer", "checkpoint", "serving")
 @dataclasses.dataclass(frozen=True)
 class Sizes:
     repeat: int = 5  # the shared VM moves single runs by up to 10%: 5 pairs steady the medians
-    events: int = 200_000  # backlog of the linear and Hoeffding tree trainers: seconds of learning
+    events: int = 300_000  # backlog of the linear and Hoeffding tree trainers: 10-25 turns a pair
     arf_events: int = 20_000  # ARF learns 0.6-2 k ev/s on 2 cores: 10-30 s, 10+ checkpoints
     wrk_seconds: float = 10.0
     warmup_seconds: float = 2.0
@@ -224,11 +224,13 @@ def notes(sizes: Sizes) -> list[str]:
         "pair's ratio is its summed turns' (this host moves one thread's speed by 30-50% from one "
         "second to the next, which runs taken one after the other measured as much as the code). "
         "The ratio is the median of the pairs' ratios (so it need not equal measured / baseline).",
-        f"Checkpoint cost: the trainer of `forest.ARFClassifier` (10 trees, seed 1) on {sizes.arf_events:,} "
-        "events with `checkpoint.every_seconds: 1` against none (the runs of a pair one after the "
-        "other, alternating order); a run's rate is the least-squares slope of its learned counter, "
-        f"scraped every {SCRAPE_EVERY * 1000:.0f} ms, between 10% and 90% of the events; the pickle "
-        "size is the largest final checkpoint's.",
+        "Checkpoint cost: two trainers of `forest.ARFClassifier` (10 trees, seed 1) over "
+        f"{sizes.arf_events:,} "
+        "events, one with `checkpoint.every_seconds: 1` and one with none, take turns of "
+        f"{CHECKPOINT_TURN:g} s the same way (the other paused with its fetcher and any checkpoint "
+        "writer it forked; which goes first alternates between pairs); each one's rate is over its "
+        "own turns between 10% and 90% of the events; the pickle size is the largest final "
+        "checkpoint's.",
         f"/predict: wrk `-t2 -c{CONNECTIONS} -d{sizes.wrk_seconds:g}s --latency` on the same machine, "
         "one Phishing instance per POST, against four servers in turn (the order rotated each repeat): "
         "the bare ASGI app of bench/bare_asgi.py (reads the body, answers a constant of the answer's "

@@ -10,14 +10,13 @@ host as much as the code; turns of half a second put both sides under the same l
 turns between 10% and 90% of the events count (start-up, connecting and the first fetch are
 left out, and the tail), and a pair's ratio is the one of the summed turns.
 
-Against itself without checkpoints (ARF), the trainer's rate is the slope of its
-``streamlearn_events_learned_total`` counter, scraped from its Prometheus endpoint about
-every 500 ms between 10% and 90% of the events, runs of a pair alternating their order.
+Against itself without checkpoints (ARF), two trainers take turns the same way, one
+checkpointing every second and one not, for a second each (``trainers_in_turns``).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
 import re
 import signal
@@ -34,7 +33,7 @@ import orjson
 
 from bench.harness import BenchError, Child, Deployment, Peaks, Services
 from bench.report import Figure, rate
-from bench.stats import learning_rate, median
+from bench.stats import median
 
 HERE = Path(__file__).resolve().parent
 LEARNED = "/metrics?name[]=streamlearn_events_learned_total"
@@ -46,6 +45,11 @@ thread: ten whole pages a second took 3-4% of the learning thread's samples (py-
 probe heavier than what it measures (a Prometheus server scrapes every 15-30 s). Two a
 second still give the least-squares slope seven or more points inside the 10%-90% window
 of the shortest run."""
+CHECKPOINT_TURN = 1.0
+"""Turns of the two ARF trainers of the checkpoint figure: with a checkpoint due every
+second of wall time, the one checkpointing starts each turn with one (it was paused for a
+turn) and falls due again as the turn ends, so it checkpoints about once a second of its
+own learning, as it would alone."""
 TURN = 0.5
 """Seconds the trainer learns before the plain loop takes its turn: the host's speed holds
 for about a second at a time, and a turn must stay well inside the trainer's 6 s lease."""
@@ -82,7 +86,8 @@ class Backlog:
 
 @dataclass
 class TrainerRun:
-    rate: float
+    """What a stopped trainer's final checkpoint says."""
+
     accuracy: float | None
     blob_bytes: int
     versions: int
@@ -126,27 +131,7 @@ def final_checkpoint(deployment: Deployment, child: Child, model: str) -> Traine
     if version is None:
         raise BenchError(f"{child.role} left no checkpoint after SIGTERM:\n{child.tail()}")
     meta = store.meta(model, version)
-    return TrainerRun(0.0, meta.metrics.get("Accuracy"), meta.blob_bytes, meta.version)
-
-
-def run_trainer(
-    services: Services,
-    workdir: Path,
-    backlog: Backlog,
-    pipeline: Pipeline,
-    checkpoint: dict,
-    timeout: float,
-    peaks: Peaks,
-) -> TrainerRun:
-    """One trainer over the whole backlog, in a deployment of its own (so from offset 0)."""
-    deployment = Deployment(services, workdir / f"{pipeline.key}-{uuid.uuid4().hex[:6]}")
-    deployment.write_model(pipeline.key, backlog.topic, pipeline.steps, checkpoint=checkpoint)
-    with deployment.trainer(pipeline.key) as child:
-        samples = scrape(child, pipeline.key, backlog.events, timeout)
-        peaks.record(f"trainer, {pipeline.title}", child)
-    # stopped: its final checkpoint holds every event (and the pickle at full size)
-    run = final_checkpoint(deployment, child, pipeline.key)
-    return dataclasses.replace(run, rate=learning_rate(samples, backlog.events))
+    return TrainerRun(meta.metrics.get("Accuracy"), meta.blob_bytes, meta.version)
 
 
 def plain_loop(backlog: Backlog, pipeline: Pipeline, timeout: float) -> dict[str, float]:
@@ -336,6 +321,71 @@ def against_plain(
     )
 
 
+def turn_rate(turns: list[Turns], total: int, low: float = 0.1, high: float = 0.9) -> float:
+    """A trainer's events per second over its own turns that start at or past ``low`` and
+    end by ``high`` of ``total`` events (every turn that learned something, if none does)."""
+    inside = [t for t in turns if t.start >= low * total and t.end <= high * total and t.end > t.start]
+    counted = inside or [t for t in turns if t.end > t.start]
+    if not counted:
+        raise BenchError(f"no turn of the trainer learned any of {total} events")
+    return sum(t.end - t.start for t in counted) / sum(t.seconds for t in counted)
+
+
+def trainers_in_turns(
+    services: Services,
+    workdir: Path,
+    backlog: Backlog,
+    pipeline: Pipeline,
+    policies: tuple[dict, dict],
+    timeout: float,
+    peaks: Peaks,
+) -> tuple[list[float], list[TrainerRun]]:
+    """Two trainers of ``pipeline``, one a checkpoint policy, over the whole backlog, taking
+    turns of ``CHECKPOINT_TURN`` s (the other paused with SIGSTOP, with its fetcher and any
+    checkpoint writer it forked): (their rates, their final checkpoints)."""
+    deployments = [Deployment(services, workdir / f"{pipeline.key}-{uuid.uuid4().hex[:6]}") for _ in policies]
+    for deployment, policy in zip(deployments, policies, strict=True):
+        deployment.write_model(pipeline.key, backlog.topic, pipeline.steps, checkpoint=policy)
+    turns: list[list[Turns]] = [[], []]
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}))
+        children = [stack.enter_context(d.trainer(pipeline.key)) for d in deployments]
+        deadline = time.monotonic() + timeout
+        counts: list[float] = []
+        for child in children:
+            while (count := learned_now(client, child, pipeline.key)[1]) is None:  # starting
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{child.role} never showed its learned counter:\n{child.tail()}")
+                time.sleep(0.02)
+            os.killpg(child.pid, signal.SIGSTOP)
+            counts.append(count)
+        try:
+            side = 0
+            while min(counts) < 0.9 * backlog.events:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"trainers learned {counts} of {backlog.events} in {timeout:.0f}s")
+                if counts[side] >= 0.9 * backlog.events:
+                    side = 1 - side
+                child = children[side]
+                os.killpg(child.pid, signal.SIGCONT)
+                start, count = learned_now(client, child, pipeline.key)
+                time.sleep(max(0.0, start + CHECKPOINT_TURN - time.perf_counter()))
+                end, reached = learned_now(client, child, pipeline.key)
+                os.killpg(child.pid, signal.SIGSTOP)
+                turns[side].append(Turns(count or 0, reached or 0, end - start, 0, 0.0))
+                counts[side] = reached or 0
+                side = 1 - side
+        finally:
+            for child in children:
+                os.killpg(child.pid, signal.SIGCONT)
+        for child in children:
+            scrape(child, pipeline.key, backlog.events, timeout)
+            peaks.record(f"trainer, {pipeline.title}", child)
+    # stopped: their final checkpoints hold every event (and the pickle at full size)
+    runs = [final_checkpoint(d, c, pipeline.key) for d, c in zip(deployments, children, strict=True)]
+    return [turn_rate(t, backlog.events) for t in turns], runs
+
+
 def checkpoint_cost(
     services: Services,
     workdir: Path,
@@ -345,22 +395,19 @@ def checkpoint_cost(
     timeout: float,
     peaks: Peaks,
 ) -> Figure:
-    """Figure 2: ARF trainer with a checkpoint every second / with none."""
+    """Figure 2: ARF trainer with a checkpoint every second / with none, taking turns; the
+    first turn of a pair alternates between the two."""
     with_rates, without_rates, ratios, blobs, versions = [], [], [], [], []
     for i in range(repeat):
-        order = (EVERY_SECOND, NO_CHECKPOINT) if i % 2 == 0 else (NO_CHECKPOINT, EVERY_SECOND)
-        got: dict[str, float] = {}
-        for policy in order:
-            run = run_trainer(services, workdir, backlog, ARF, policy, timeout, peaks)
-            if policy is EVERY_SECOND:
-                got["with"] = run.rate
-                versions.append(run.versions)
-            else:
-                got["without"] = run.rate
-            blobs.append(run.blob_bytes)
-        with_rates.append(got["with"])
-        without_rates.append(got["without"])
-        ratios.append(got["with"] / got["without"])
+        policies = (EVERY_SECOND, NO_CHECKPOINT) if i % 2 == 0 else (NO_CHECKPOINT, EVERY_SECOND)
+        rates, runs = trainers_in_turns(services, workdir, backlog, ARF, policies, timeout, peaks)
+        got = {id(policy): (r, run) for policy, r, run in zip(policies, rates, runs, strict=True)}
+        (with_rate, with_run), (without_rate, without_run) = got[id(EVERY_SECOND)], got[id(NO_CHECKPOINT)]
+        versions.append(with_run.versions)
+        blobs += [with_run.blob_bytes, without_run.blob_bytes]
+        with_rates.append(with_rate)
+        without_rates.append(without_rate)
+        ratios.append(with_rate / without_rate)
     pickles = f"{median(versions):.0f} checkpoints of up to {max(blobs) / 1e6:.1f} MB"
     return Figure(
         key="checkpoint_arf",

@@ -18,7 +18,7 @@ from bench.plain_loop import run as plain_run
 from bench.report import END, START, Figure, write_section
 from bench.serving import parse_wrk
 from bench.stats import learning_rate, percentile
-from bench.trainer_rate import Turns, interleaved_rates, learned
+from bench.trainer_rate import Turns, interleaved_rates, learned, turn_rate
 
 WRK = """Running 10s test @ http://127.0.0.1:8000/healthz
   2 threads and 16 connections
@@ -122,6 +122,15 @@ def test_interleaved_rates_of_a_backlog_too_short_for_a_turn():
     assert (trainer, plain, counted) == (2000.0, 10_000.0, 0)
     with pytest.raises(BenchError, match="no turn"):
         interleaved_rates([Turns(1000, 1000, 0.5, 0, 0.0)], 1000)
+
+
+def test_a_trainers_rate_over_its_own_turns_inside_the_slice():
+    turns = [Turns(0, 90, 1.0, 0, 0.0), Turns(100, 300, 1.0, 0, 0.0), Turns(300, 400, 0.25, 0, 0.0)]
+    turns.append(Turns(400, 1000, 1.0, 0, 0.0))  # ends past 90%: left out
+    assert turn_rate(turns, 1000) == 300 / 1.25
+    assert turn_rate([Turns(0, 1000, 2.0, 0, 0.0)], 1000) == 500  # too short a backlog: every turn
+    with pytest.raises(BenchError, match="no turn"):
+        turn_rate([Turns(50, 50, 1.0, 0, 0.0)], 1000)
 
 
 def test_plain_loop_builds_the_yaml_steps_with_nested_objects():
