@@ -134,22 +134,6 @@ def final_checkpoint(deployment: Deployment, child: Child, model: str) -> Traine
     return TrainerRun(meta.metrics.get("Accuracy"), meta.blob_bytes, meta.version)
 
 
-def plain_loop(backlog: Backlog, pipeline: Pipeline, timeout: float) -> dict[str, float]:
-    """The baseline in a fresh interpreter, like the trainer's."""
-    cmd = [
-        sys.executable,
-        str(HERE / "plain_loop.py"),
-        "--values",
-        str(backlog.values_file),
-        "--pipeline",
-        orjson.dumps(pipeline.steps).decode(),
-    ]
-    done = subprocess.run(cmd, capture_output=True, timeout=timeout)  # killed and reaped on timeout
-    if done.returncode != 0:
-        raise BenchError(f"plain loop of {pipeline.title} failed:\n{done.stderr.decode()[-2000:]}")
-    return orjson.loads(done.stdout)
-
-
 class PlainSteps:
     """The plain loop in a fresh interpreter, learning in steps the bench asks for
     (``bench/plain_loop.py --steps``); values decoded and model built before the first."""
@@ -241,18 +225,33 @@ class Pair:
 
 
 def interleaved(
-    services: Services, workdir: Path, backlog: Backlog, pipeline: Pipeline, timeout: float, peaks: Peaks
+    services: Services,
+    workdir: Path,
+    backlog: Backlog,
+    pipeline: Pipeline,
+    timeout: float,
+    peaks: Peaks,
+    challengers: tuple[Pipeline, ...] = (),
 ) -> Pair:
-    """The trainer over the whole backlog taking turns with the plain loop (module docstring)."""
+    """The trainer over the whole backlog taking turns with the plain loop (module docstring).
+
+    With ``challengers`` the trainer learns them beside ``pipeline``, and the baseline's turn
+    is every pipeline's plain loop, one after the other, up to the same event."""
     deployment = Deployment(services, workdir / f"{pipeline.key}-{uuid.uuid4().hex[:6]}")
-    deployment.write_model(pipeline.key, backlog.topic, pipeline.steps, checkpoint=NO_CHECKPOINT)
-    plain = PlainSteps(backlog, pipeline)
+    deployment.write_model(
+        pipeline.key,
+        backlog.topic,
+        pipeline.steps,
+        checkpoint=NO_CHECKPOINT,
+        **({"challengers": {c.key: c.steps for c in challengers}} if challengers else {}),
+    )
     turns: list[Turns] = []
-    try:
-        with (
-            deployment.trainer(pipeline.key) as child,
-            httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}) as client,
-        ):
+    with contextlib.ExitStack() as stack:
+        plains = [PlainSteps(backlog, p) for p in (pipeline, *challengers)]
+        for plain in plains:
+            stack.callback(plain.close)
+        client = stack.enter_context(httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}))
+        with deployment.trainer(pipeline.key) as child:
             deadline = time.monotonic() + timeout
             start, count = learned_now(client, child, pipeline.key)
             while count is None:  # starting
@@ -269,7 +268,8 @@ def interleaved(
                     time.sleep(max(0.0, start + TURN - time.perf_counter()))
                     end, reached = learned_now(client, child, pipeline.key)
                     os.killpg(child.pid, signal.SIGSTOP)  # the trainer and its fetcher
-                    events, seconds = plain.advance(int(reached or 0))
+                    steps = [plain.advance(int(reached or 0)) for plain in plains]
+                    events, seconds = steps[0][0], sum(s for _, s in steps)
                     turns.append(Turns(count, reached or 0, end - start, events, seconds))
                     os.killpg(child.pid, signal.SIGCONT)
                     start, count = learned_now(client, child, pipeline.key)
@@ -278,9 +278,7 @@ def interleaved(
             scrape(child, pipeline.key, backlog.events, timeout)
             peaks.record(f"trainer, {pipeline.title}", child)
         trained = final_checkpoint(deployment, child, pipeline.key)
-        plain_accuracy = plain.finish()["scored_accuracy"]
-    finally:
-        plain.close()
+        plain_accuracy = [plain.finish()["scored_accuracy"] for plain in plains][0]
     trainer_rate, plain_rate, counted = interleaved_rates(turns, backlog.events)
     return Pair(trainer_rate, plain_rate, counted, trained.accuracy, plain_accuracy)
 
