@@ -62,7 +62,8 @@ class Sizes:
     repeat: int = 5  # the shared VM moves single runs by up to 10%: 5 pairs steady the medians
     events: int = 300_000  # backlog of the linear and Hoeffding tree trainers: 10-25 turns a pair
     arf_events: int = 20_000  # ARF learns 0.6-2 k ev/s on 2 cores: 10-30 s, 10+ checkpoints
-    wrk_seconds: float = 10.0
+    wrk_seconds: float = 2.0  # short runs (whole seconds, for wrk): the host moves within seconds
+    wrk_rounds: int = 25  # /predict: every server once a round, the order rotated
     warmup_seconds: float = 2.0
     markers: int = 100
     background_rate: float = 500.0
@@ -75,6 +76,7 @@ SMOKE = Sizes(
     events=3_000,
     arf_events=400,
     wrk_seconds=1.0,
+    wrk_rounds=1,
     warmup_seconds=0.0,
     markers=5,
     background_rate=200.0,
@@ -143,7 +145,7 @@ def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peak
             wait_until(lambda: _serves(logged, model, latest), 30, f"the logging replica to serve v{latest}")
             say(
                 "/predict (log on, log off) vs a bare ASGI app and /healthz with wrk, "
-                f"{sizes.wrk_seconds:g} s each x {sizes.repeat}"
+                f"{sizes.wrk_seconds:g} s each x {sizes.wrk_rounds}"
             )
             predict = f"/models/{model}/predict"
             sides = [
@@ -153,7 +155,7 @@ def serving_figures(services: Services, workdir: Path, sizes: Sizes, peaks: Peak
                 Side("healthz", "GET /healthz", f"http://127.0.0.1:{a.port}/healthz", False, a),
             ]
             figures += predict_figures(
-                sides, body, workdir, sizes.wrk_seconds, sizes.repeat, sizes.warmup_seconds
+                sides, body, workdir, sizes.wrk_seconds, sizes.wrk_rounds, sizes.warmup_seconds
             )
             counts = _check_logged(logged)
             for figure in figures:
@@ -232,13 +234,14 @@ def notes(sizes: Sizes) -> list[str]:
         "own turns between 10% and 90% of the events; the pickle size is the largest final "
         "checkpoint's.",
         f"/predict: wrk `-t2 -c{CONNECTIONS} -d{sizes.wrk_seconds:g}s --latency` on the same machine, "
-        "one Phishing instance per POST, against four servers in turn (the order rotated each repeat): "
+        f"one Phishing instance per POST, against four servers in turn, {sizes.wrk_rounds} rounds (the "
+        "order rotated each round; short runs, as this host's speed moves within seconds): "
         "the bare ASGI app of bench/bare_asgi.py (reads the body, answers a constant of the answer's "
         "size; uvicorn with uvloop, httptools, no access log and one write per response "
         "(api/http_protocol.py), as `streamlearn serve` runs), a "
         "`streamlearn serve` replica with the shipped defaults (StandardScaler | LogisticRegression, "
         "no predict key, prediction log on, to the run's Kafka), one with the log off, and `GET "
-        "/healthz` of the latter (FastAPI's router). A ratio is the median of the repeats' ratios; "
+        "/healthz` of the latter (FastAPI's router). A ratio is the median of the rounds' ratios; "
         "CPU per request is the server process's user + system time over the run divided by the "
         "requests wrk counted (its child processes, the log's producer, apart); the counts of "
         "records logged and dropped are the logging replica's `/readyz` after all its runs.",
@@ -283,6 +286,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, help=f"trainer backlog (default {Sizes.events:,})")
     parser.add_argument("--arf-events", type=int, help=f"ARF backlog (default {Sizes.arf_events:,})")
     parser.add_argument("--wrk-seconds", type=float, help=f"each wrk run (default {Sizes.wrk_seconds:g})")
+    parser.add_argument("--wrk-rounds", type=int, help=f"/predict rounds (default {Sizes.wrk_rounds})")
     parser.add_argument("--markers", type=int, help=f"produce -> servable markers (default {Sizes.markers})")
     parser.add_argument("--rollbacks", type=int, help=f"rollbacks per repeat (default {Sizes.rollbacks})")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat, no doc written")
@@ -296,7 +300,7 @@ def main() -> int:
     sizes = SMOKE if args.smoke else Sizes()
     overrides = {
         k: getattr(args, k)
-        for k in ("repeat", "events", "arf_events", "wrk_seconds", "markers", "rollbacks")
+        for k in ("repeat", "events", "arf_events", "wrk_seconds", "wrk_rounds", "markers", "rollbacks")
         if getattr(args, k) is not None
     }
     sizes = dataclasses.replace(sizes, **overrides)
