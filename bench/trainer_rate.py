@@ -17,6 +17,7 @@ checkpointing every second and one not, for a second each (``trainers_in_turns``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -189,19 +190,33 @@ class Turns:
     plain_seconds: float
 
 
-def interleaved_rates(
+def counted_turns(
     turns: list[Turns], total: int, low: float = 0.1, high: float = 0.9
-) -> tuple[float, float, int]:
-    """(trainer rate, plain-loop rate, turns counted) over the turns that start at or past
+) -> tuple[list[Turns], int]:
+    """(the turns a rate is taken over, how many lie inside): those that start at or past
     ``low`` and end by ``high`` of ``total`` events; a backlog too short for one such turn
     (``--smoke``) counts every turn in which the trainer learned something."""
     inside = [t for t in turns if t.start >= low * total and t.end <= high * total and t.end > t.start]
-    counted = inside or [t for t in turns if t.end > t.start and t.plain_events]
+    counted = inside or [t for t in turns if t.end > t.start]
     if not counted:
         raise BenchError(f"no turn of the trainer learned any of {total} events")
-    trainer = sum(t.end - t.start for t in counted) / sum(t.seconds for t in counted)
+    return counted, len(inside)
+
+
+def turn_rate(turns: list[Turns], total: int) -> float:
+    """A trainer's events per second over its ``counted_turns``."""
+    return _trainer_rate(counted_turns(turns, total)[0])
+
+
+def interleaved_rates(turns: list[Turns], total: int) -> tuple[float, float, int]:
+    """(trainer rate, plain-loop rate, turns inside the slice) over the ``counted_turns``."""
+    counted, inside = counted_turns(turns, total)
     plain = sum(t.plain_events for t in counted) / sum(t.plain_seconds for t in counted)
-    return trainer, plain, len(inside)
+    return _trainer_rate(counted), plain, inside
+
+
+def _trainer_rate(counted: list[Turns]) -> float:
+    return sum(t.end - t.start for t in counted) / sum(t.seconds for t in counted)
 
 
 def learned_now(client: httpx.Client, child: Child, model: str) -> tuple[float, float | None]:
@@ -213,6 +228,27 @@ def learned_now(client: httpx.Client, child: Child, model: str) -> tuple[float, 
     except httpx.HTTPError:
         count = None  # not listening yet
     return (before + time.perf_counter()) / 2, count
+
+
+def first_count(client: httpx.Client, child: Child, model: str, deadline: float) -> float:
+    """The trainer's learned counter once its endpoint shows it (polled while it starts)."""
+    while (count := learned_now(client, child, model)[1]) is None:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{child.role} never showed its learned counter:\n{child.tail()}")
+        time.sleep(0.02)
+    return count
+
+
+def take_turn(client: httpx.Client, child: Child, model: str, seconds: float) -> Turns:
+    """Let the paused trainer (with its fetcher, and any checkpoint writer: the process
+    group) learn for ``seconds``, counted between a reading right after it resumes and one
+    right before it is paused again."""
+    os.killpg(child.pid, signal.SIGCONT)
+    start, count = learned_now(client, child, model)
+    time.sleep(max(0.0, start + seconds - time.perf_counter()))
+    end, reached = learned_now(client, child, model)
+    os.killpg(child.pid, signal.SIGSTOP)
+    return Turns(count or 0, reached or 0, end - start, 0, 0.0)
 
 
 @dataclass
@@ -253,32 +289,24 @@ def interleaved(
         client = stack.enter_context(httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}))
         with deployment.trainer(pipeline.key) as child:
             deadline = time.monotonic() + timeout
-            start, count = learned_now(client, child, pipeline.key)
-            while count is None:  # starting
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{child.role} never showed its learned counter:\n{child.tail()}")
-                time.sleep(0.02)
-                start, count = learned_now(client, child, pipeline.key)
+            count = first_count(client, child, pipeline.key, deadline)
             try:
                 while count < 0.9 * backlog.events:
                     if time.monotonic() > deadline:
                         raise BenchError(
                             f"{child.role} learned {count} of {backlog.events} in {timeout:.0f}s"
                         )
-                    time.sleep(max(0.0, start + TURN - time.perf_counter()))
-                    end, reached = learned_now(client, child, pipeline.key)
-                    os.killpg(child.pid, signal.SIGSTOP)  # the trainer and its fetcher
-                    steps = [plain.advance(int(reached or 0)) for plain in plains]
+                    turn = take_turn(client, child, pipeline.key, TURN)
+                    steps = [plain.advance(int(turn.end)) for plain in plains]
                     events, seconds = steps[0][0], sum(s for _, s in steps)
-                    turns.append(Turns(count, reached or 0, end - start, events, seconds))
-                    os.killpg(child.pid, signal.SIGCONT)
-                    start, count = learned_now(client, child, pipeline.key)
+                    turns.append(dataclasses.replace(turn, plain_events=events, plain_seconds=seconds))
+                    count = turn.end
             finally:
                 os.killpg(child.pid, signal.SIGCONT)
             scrape(child, pipeline.key, backlog.events, timeout)
             peaks.record(f"trainer, {pipeline.title}", child)
         trained = final_checkpoint(deployment, child, pipeline.key)
-        plain_accuracy = [plain.finish()["scored_accuracy"] for plain in plains][0]
+        plain_accuracy = plains[0].finish()["scored_accuracy"]
     trainer_rate, plain_rate, counted = interleaved_rates(turns, backlog.events)
     return Pair(trainer_rate, plain_rate, counted, trained.accuracy, plain_accuracy)
 
@@ -319,16 +347,6 @@ def against_plain(
     )
 
 
-def turn_rate(turns: list[Turns], total: int, low: float = 0.1, high: float = 0.9) -> float:
-    """A trainer's events per second over its own turns that start at or past ``low`` and
-    end by ``high`` of ``total`` events (every turn that learned something, if none does)."""
-    inside = [t for t in turns if t.start >= low * total and t.end <= high * total and t.end > t.start]
-    counted = inside or [t for t in turns if t.end > t.start]
-    if not counted:
-        raise BenchError(f"no turn of the trainer learned any of {total} events")
-    return sum(t.end - t.start for t in counted) / sum(t.seconds for t in counted)
-
-
 def trainers_in_turns(
     services: Services,
     workdir: Path,
@@ -351,12 +369,8 @@ def trainers_in_turns(
         deadline = time.monotonic() + timeout
         counts: list[float] = []
         for child in children:
-            while (count := learned_now(client, child, pipeline.key)[1]) is None:  # starting
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{child.role} never showed its learned counter:\n{child.tail()}")
-                time.sleep(0.02)
+            counts.append(first_count(client, child, pipeline.key, deadline))
             os.killpg(child.pid, signal.SIGSTOP)
-            counts.append(count)
         try:
             side = 0
             while min(counts) < 0.9 * backlog.events:
@@ -364,14 +378,9 @@ def trainers_in_turns(
                     raise BenchError(f"trainers learned {counts} of {backlog.events} in {timeout:.0f}s")
                 if counts[side] >= 0.9 * backlog.events:
                     side = 1 - side
-                child = children[side]
-                os.killpg(child.pid, signal.SIGCONT)
-                start, count = learned_now(client, child, pipeline.key)
-                time.sleep(max(0.0, start + CHECKPOINT_TURN - time.perf_counter()))
-                end, reached = learned_now(client, child, pipeline.key)
-                os.killpg(child.pid, signal.SIGSTOP)
-                turns[side].append(Turns(count or 0, reached or 0, end - start, 0, 0.0))
-                counts[side] = reached or 0
+                turn = take_turn(client, children[side], pipeline.key, CHECKPOINT_TURN)
+                turns[side].append(turn)
+                counts[side] = turn.end
                 side = 1 - side
         finally:
             for child in children:
