@@ -251,6 +251,12 @@ def take_turn(client: httpx.Client, child: Child, model: str, seconds: float) ->
     return Turns(count or 0, reached or 0, end - start, 0, 0.0)
 
 
+def resume(child: Child) -> None:
+    """SIGCONT to ``child``'s process group, if it is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGCONT)
+
+
 @dataclass
 class Pair:
     trainer_rate: float
@@ -365,12 +371,18 @@ def trainers_in_turns(
     turns: list[list[Turns]] = [[], []]
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}))
-        children = [stack.enter_context(d.trainer(pipeline.key)) for d in deployments]
         deadline = time.monotonic() + timeout
+        children: list[Child] = []
         counts: list[float] = []
-        for child in children:
+        # One after the other, each paused as soon as its counter shows: started together,
+        # the second learned while the bench waited for the first, and on a small backlog
+        # (--smoke) could learn all of it before its first turn.
+        for deployment in deployments:
+            child = stack.enter_context(deployment.trainer(pipeline.key))
+            stack.callback(resume, child)  # before it is stopped
             counts.append(first_count(client, child, pipeline.key, deadline))
             os.killpg(child.pid, signal.SIGSTOP)
+            children.append(child)
         try:
             side = 0
             while min(counts) < 0.9 * backlog.events:
@@ -384,7 +396,7 @@ def trainers_in_turns(
                 side = 1 - side
         finally:
             for child in children:
-                os.killpg(child.pid, signal.SIGCONT)
+                resume(child)
         for child in children:
             scrape(child, pipeline.key, backlog.events, timeout)
             peaks.record(f"trainer, {pipeline.title}", child)
