@@ -41,11 +41,9 @@ LEARNED = "/metrics?name[]=streamlearn_events_learned_total"
 """The one counter the bench reads: prometheus_client then collects only it, 0.6 ms of the
 trainer's CPU a scrape against 1.8 ms for the whole page (the scrape's thread included)."""
 SCRAPE_EVERY = 0.5
-"""Each scrape costs the trainer a thread of its own and a GIL hand-over from the learning
-thread: ten whole pages a second took 3-4% of the learning thread's samples (py-spy), a
-probe heavier than what it measures (a Prometheus server scrapes every 15-30 s). Two a
-second still give the least-squares slope seven or more points inside the 10%-90% window
-of the shortest run."""
+"""How often the bench asks a trainer, after its turns, whether it has learned the rest of
+the backlog: each scrape costs the trainer a thread of its own and a GIL hand-over from the
+learning thread (ten whole pages a second took 3-4% of its samples, py-spy)."""
 CHECKPOINT_TURN = 1.0
 """Turns of the two ARF trainers of the checkpoint figure: with a checkpoint due every
 second of wall time, the one checkpointing starts each turn with one (it was paused for a
@@ -99,30 +97,6 @@ def learned(text: str, model: str) -> float | None:
     pattern = rf'^streamlearn_events_learned_total\{{[^}}]*model="{re.escape(model)}"[^}}]*\}} (\S+)$'
     match = re.search(pattern, text, re.M)
     return float(match.group(1)) if match else None
-
-
-def scrape(child: Child, model: str, total: int, timeout: float) -> list[tuple[float, float]]:
-    """(time, events learned) about every ``SCRAPE_EVERY`` s until all ``total`` are learned."""
-    url = f"http://127.0.0.1:{child.port}{LEARNED}"
-    samples: list[tuple[float, float]] = []
-    deadline = time.monotonic() + timeout
-    # uncompressed: gzip would cost the measured trainer more CPU than the page itself
-    with httpx.Client(timeout=2, headers={"Accept-Encoding": "identity"}) as client:
-        while True:
-            child.check()
-            before = time.perf_counter()
-            try:
-                count = learned(client.get(url).text, model)
-            except httpx.HTTPError:
-                count = None  # not listening yet
-            after = time.perf_counter()
-            if count is not None:
-                samples.append(((before + after) / 2, count))
-                if count >= total:
-                    return samples
-            if time.monotonic() > deadline:
-                raise BenchError(f"{child.role} learned {count} of {total} events in {timeout:.0f}s")
-            time.sleep(max(0.0, SCRAPE_EVERY - (time.perf_counter() - before)))
 
 
 def final_checkpoint(deployment: Deployment, child: Child, model: str) -> TrainerRun:
@@ -230,6 +204,16 @@ def learned_now(client: httpx.Client, child: Child, model: str) -> tuple[float, 
     return (before + time.perf_counter()) / 2, count
 
 
+def learn_the_rest(client: httpx.Client, child: Child, model: str, total: int, timeout: float) -> None:
+    """Wait, scraping every ``SCRAPE_EVERY`` s, until the running trainer has learned all
+    ``total`` events (its final checkpoint then holds every one)."""
+    deadline = time.monotonic() + timeout
+    while (count := learned_now(client, child, model)[1] or 0) < total:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{child.role} learned {count} of {total} events in {timeout:.0f}s")
+        time.sleep(SCRAPE_EVERY)
+
+
 def first_count(client: httpx.Client, child: Child, model: str, deadline: float) -> float:
     """The trainer's learned counter once its endpoint shows it (polled while it starts)."""
     while (count := learned_now(client, child, model)[1]) is None:
@@ -308,8 +292,8 @@ def interleaved(
                     turns.append(dataclasses.replace(turn, plain_events=events, plain_seconds=seconds))
                     count = turn.end
             finally:
-                os.killpg(child.pid, signal.SIGCONT)
-            scrape(child, pipeline.key, backlog.events, timeout)
+                resume(child)
+            learn_the_rest(client, child, pipeline.key, backlog.events, timeout)
             peaks.record(f"trainer, {pipeline.title}", child)
         trained = final_checkpoint(deployment, child, pipeline.key)
         plain_accuracy = plains[0].finish()["scored_accuracy"]
@@ -398,7 +382,7 @@ def trainers_in_turns(
             for child in children:
                 resume(child)
         for child in children:
-            scrape(child, pipeline.key, backlog.events, timeout)
+            learn_the_rest(client, child, pipeline.key, backlog.events, timeout)
             peaks.record(f"trainer, {pipeline.title}", child)
     # stopped: their final checkpoints hold every event (and the pickle at full size)
     runs = [final_checkpoint(d, c, pipeline.key) for d, c in zip(deployments, children, strict=True)]

@@ -17,7 +17,7 @@ from bench.plain_loop import build, serve_steps
 from bench.plain_loop import run as plain_run
 from bench.report import END, START, Figure, write_section
 from bench.serving import parse_wrk
-from bench.stats import learning_rate, percentile
+from bench.stats import percentile
 from bench.trainer_rate import Turns, interleaved_rates, learned, turn_rate
 
 WRK = """Running 10s test @ http://127.0.0.1:8000/healthz
@@ -49,27 +49,6 @@ def test_wrk_error_responses_refuse_the_run():
         parse_wrk(WRK + "  Non-2xx or 3xx responses: 12\n")
     with pytest.raises(BenchError, match="socket errors"):
         parse_wrk(WRK + "  Socket errors: connect 0, read 3, write 0, timeout 0\n")
-
-
-def test_learning_rate_leaves_out_start_up_and_tail():
-    # 2 s of start-up at 0, then 1,000 events/s, then a stall at the end
-    samples = [(t / 10, 0.0) for t in range(20)]
-    samples += [(2 + t / 10, 100.0 * t) for t in range(101)]
-    samples += [(12.5, 10_000.0), (13.0, 10_000.0)]
-    assert learning_rate(samples, 10_000) == pytest.approx(1000)
-
-
-def test_learning_rate_of_a_counter_that_moves_once_a_second():
-    # 1,000 events/s, counted once a second, scraped every 100 ms
-    samples = [(t / 10, 1000.0 * (t // 10)) for t in range(121)]
-    assert learning_rate(samples, 12_000) == pytest.approx(1000)
-
-
-def test_learning_rate_of_a_run_shorter_than_the_sampling():
-    # from the last sample below 10% to the first above 90%
-    assert learning_rate([(0.0, 0.0), (1.0, 50.0), (2.0, 1000.0)], 1000) == pytest.approx(950)
-    with pytest.raises(ValueError):
-        learning_rate([(0.0, 500.0)], 1000)
 
 
 def test_percentile_interpolates():
