@@ -169,12 +169,28 @@ def counted_turns(
 ) -> tuple[list[Turns], int]:
     """(the turns a rate is taken over, how many lie inside): those that start at or past
     ``low`` and end by ``high`` of ``total`` events; a backlog too short for one such turn
-    (``--smoke``) counts every turn in which the trainer learned something."""
+    (``--smoke``) counts every turn in which the trainer learned something, and one learned
+    in a single batch, whose counter may move between two readings, all turns as one."""
     inside = [t for t in turns if t.start >= low * total and t.end <= high * total and t.end > t.start]
-    counted = inside or [t for t in turns if t.end > t.start]
+    counted = inside or [t for t in turns if t.end > t.start] or _as_one(turns)
     if not counted:
         raise BenchError(f"no turn of the trainer learned any of {total} events")
     return counted, len(inside)
+
+
+def _as_one(turns: list[Turns]) -> list[Turns]:
+    """The turns summed into one (none if the trainer learned nothing over them)."""
+    if not turns or turns[-1].end <= turns[0].start:
+        return []
+    return [
+        Turns(
+            turns[0].start,
+            turns[-1].end,
+            sum(t.seconds for t in turns),
+            sum(t.plain_events for t in turns),
+            sum(t.plain_seconds for t in turns),
+        )
+    ]
 
 
 def turn_rate(turns: list[Turns], total: int) -> float:

@@ -145,3 +145,9 @@ def test_memory_of_a_process_and_of_those_it_started():
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_backlog_learned_in_one_batch_between_two_readings_counts_all_turns_as_one():
+    # the counter moved 0 -> 400 after one turn's last reading and before the next one's first
+    turns = [Turns(0, 0, 1.0, 0, 0.0), Turns(400, 400, 1.0, 0, 0.0)]
+    assert turn_rate(turns, 400) == 400 / 2.0
