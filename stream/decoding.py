@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import orjson
 from pydantic import ValidationError
@@ -54,7 +55,7 @@ Decoded = tuple[dict, Label] | BadEvent | LabelOnly
 """One message decoded: (features, label), or why it is not learned as it is."""
 
 
-def decode_many(values: list[bytes | None], task: Task) -> list[Decoded]:
+def decode_many(values: Iterable[bytes | None], task: Task) -> list[Decoded]:
     """``decode`` for each value, in order, with the refusals as values (they pickle).
 
     Never raises: a value that breaks the decoder itself is refused with the error, or

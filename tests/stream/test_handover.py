@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 
 import orjson
+import pytest
 
 from stream import handover
 from stream.decoding import BadEvent, LabelOnly, decode_many
-from stream.handover import Batch
+from stream.handover import Batch, Packed, Record
 
 
 def fresh(text: str) -> str:
@@ -21,7 +22,8 @@ def fresh(text: str) -> str:
 def a_batch(events: list, offsets: list[int] | None = None) -> Batch:
     offsets = offsets or list(range(len(events)))
     values = [f"v{i}".encode() for i in offsets]
-    return Batch("events", 3, offsets, [None, b"k"][: len(offsets)], values, [7] * len(offsets), 99, events)
+    keys = [b"k" if i % 2 else None for i in range(len(offsets))]
+    return Batch("events", 3, offsets, keys, values, [7] * len(offsets), 99, events)
 
 
 def test_every_field_and_every_refusal_survives_a_frame():
@@ -32,22 +34,52 @@ def test_every_field_and_every_refusal_survives_a_frame():
     ]
     batch = a_batch(events, [10, 11, 12])
     (got,) = handover.loads(handover.dumps([batch]))
-    assert (got.topic, got.partition, got.offsets, got.keys, got.values, got.timestamps, got.highwater) == (
+    columns = (got.offsets, got.keys, got.values, got.timestamps)
+    assert (got.topic, got.partition, *map(list, columns), got.highwater) == (
         "events",
         3,
         [10, 11, 12],
-        [None, b"k"],
+        [None, b"k", None],
         [b"v10", b"v11", b"v12"],
         [7, 7, 7],
         99,
     )
+    assert got.record(1) == Record(11, b"k", b"v11", 7) and type(got.record(1).offset) is int
     decoded, bad, label = got.events
     assert decoded == events[0]
     assert type(bad) is BadEvent and bad.reason == "schema: field 'label'"
     assert type(label) is LabelOnly and (label.id, label.label) == ("p-1", 2)
     assert batch.events[1] is events[1]  # the sender's batch is left as it was
     raw = Batch("log", 0, [1], [None], [b"raw"], [5], None)
-    assert handover.loads(handover.dumps([raw])) == [raw]
+    (log,) = handover.loads(handover.dumps([raw]))
+    assert (log.topic, list(log.offsets), log.keys, log.values, list(log.timestamps), log.events) == (
+        "log",
+        [1],
+        [None],
+        [b"raw"],
+        [5],
+        None,
+    )
+
+
+def test_a_packed_column_reads_as_the_list_it_was_made_of():
+    for items in (
+        [b"ab", None, b"", b"cde", None],
+        [None, None, None],
+        [b"x", b"yz"],
+        [None, b"only"],
+        [],
+    ):
+        packed = Packed.from_wire(*Packed.of(items).wire())
+        assert len(packed) == len(items)
+        assert list(packed) == items
+        assert [packed[i] for i in range(len(items))] == items
+        assert [packed[-i] for i in range(1, len(items) + 1)] == [items[-i] for i in range(1, len(items) + 1)]
+        assert packed[1:3] == items[1:3]
+        assert packed == items and packed != [*items, b"more"]
+        with pytest.raises(IndexError):
+            packed[len(items)]
+    assert Packed.of([b"a", None])[1] is None and Packed.of([b"a", None])[0] == b"a"
 
 
 def test_a_reason_to_stop_arrives_as_text():

@@ -83,8 +83,9 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_learning_goes_on(env: 
         producer.send(name, orjson.dumps(event))
         if i % 8 == 3 and bad:
             value, reason = bad.pop(0)
-            producer.send(name, value)
-            sent_bad.append((value, reason))
+            key = f"bad-{i}".encode()  # keyed among unkeyed records: both travel to the trainer
+            producer.send(name, value, key=key)
+            sent_bad.append((value, reason, key))
     producer.flush()
     env.start_trainer(name)
     meta, _ = wait_until(lambda: learned(store, name, 50), timeout=60, what="the 50 good events learned")
@@ -92,9 +93,9 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_learning_goes_on(env: 
 
     dead = dead_letters(env.kafka, name, len(sent_bad))
     assert len(dead) == len(sent_bad) == 6
-    for record, (value, reason) in zip(dead, sent_bad, strict=True):
+    for record, (value, reason, key) in zip(dead, sent_bad, strict=True):
         headers = dict(record.headers)
-        assert record.value == value
+        assert (record.value, record.key) == (value, key)
         assert reason in headers["error"].decode(), headers["error"]
         assert headers["source_topic"].decode() == name
 
