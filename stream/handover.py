@@ -86,9 +86,7 @@ class Packed(Sequence):
 
     @classmethod
     def from_wire(cls, data: bytes, ends: bytes) -> Packed:
-        column = array("q")
-        column.frombytes(ends)
-        return cls(data, column)
+        return cls(data, _array(ends))
 
     def __len__(self) -> int:
         return len(self._ends)
