@@ -26,22 +26,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import key_accepted
 from api.manager import ModelManager
-from api.predicting import UnusableFeatures, predict_features
+from api.predicting import UnusableFeatures, predict_clean
 from api.responder import Responder
-from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH
+from model_store.event_schema import MAX_FEATURES, MAX_STRING_LENGTH, clean_features
 
 _FIELDS = frozenset(("features", "id"))
 # orjson parses an integer beyond 64 bits as a float, where the route (json + pydantic) keeps
 # an int: floats this large go the route's way, so their value is never changed.
 _LARGEST_FLOAT = float(2**63)
-_PREFIX, _SUFFIX = "/models/", "/predict"
+_SMALLEST_FLOAT = -_LARGEST_FLOAT
+_JSON = b"application/json"
 
 
-def parse_body(body: bytes) -> tuple[dict[str, Any], str | None] | None:
-    """``(features, id)`` when ``body`` is JSON that ``PredictRequest`` takes unchanged: only
-    ``features`` (at most MAX_FEATURES) and ``id``, keys and strings of at most
-    MAX_STRING_LENGTH characters, values finite numbers, booleans, strings or null. None when
-    it might not be: then the route decides, and pydantic names the field."""
+def parse_body(body: bytes) -> tuple[dict[str, Any], str | None, bool] | None:
+    """``(features, id, has_null)`` when ``body`` is JSON that ``PredictRequest`` takes
+    unchanged: only ``features`` (at most MAX_FEATURES) and ``id``, keys and strings of at
+    most MAX_STRING_LENGTH characters, values finite numbers, booleans, strings or null
+    (``has_null``: at least one is). None when it might not be: then the route decides, and
+    pydantic names the field."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:  # also NaN, Infinity, 1e999 and lone surrogates
@@ -54,25 +56,27 @@ def parse_body(body: bytes) -> tuple[dict[str, Any], str | None] | None:
         return None
     if id_ is not None and (type(id_) is not str or len(id_) > MAX_STRING_LENGTH):
         return None
+    has_null = False
     for key, value in features.items():
         if len(key) > MAX_STRING_LENGTH:
             return None
         kind = type(value)
         if kind is float:
-            if not -_LARGEST_FLOAT < value < _LARGEST_FLOAT:  # false for NaN too
+            if not _SMALLEST_FLOAT < value < _LARGEST_FLOAT:  # false for NaN too
                 return None
         elif kind is str:
             if len(value) > MAX_STRING_LENGTH:
                 return None
-        elif kind is not int and kind is not bool and value is not None:
-            return None
-    return features, id_
+        elif kind is not int and kind is not bool:
+            if value is not None:
+                return None
+            has_null = True
+    return features, id_, has_null
 
 
 def _is_json(content_type: bytes | None) -> bool:
-    if content_type == b"application/json":  # what clients send, spared the parsing below
-        return True
-    return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+    """A JSON media type, parameters allowed (the caller checks the common exact one first)."""
+    return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == _JSON
 
 
 def _presented_key(api_key: bytes | None, authorization: bytes | None) -> str | None:
@@ -106,17 +110,15 @@ class FastPredict:
         self.responder = responder
         self.predict_key = predict_key
         self.max_bytes = max_bytes
+        # the predict path of every configured model: one lookup finds the name
+        self._paths = {f"/models/{name}/predict": name for name in manager.specs}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        served = (
-            self.manager.get(path[len(_PREFIX) : -len(_SUFFIX)])  # the snapshot, read once
-            if path.startswith(_PREFIX) and path.endswith(_SUFFIX)
-            else None
-        )
+        name = self._paths.get(scope["path"])
+        served = self.manager.get(name) if name is not None else None  # the snapshot, read once
         if served is None:  # another route, an unknown model, or nothing served yet
             await self.app(scope, receive, send)
             return
@@ -127,16 +129,18 @@ class FastPredict:
                 content_type = value if content_type is None else content_type
             elif key == b"content-length":
                 try:
-                    declared_size = max(declared_size, int(value))
+                    size = int(value)
                 except ValueError:  # the size limit's business
-                    declared_size = self.max_bytes + 1
+                    size = self.max_bytes + 1
+                if size > declared_size:
+                    declared_size = size
             elif key == b"x-api-key":
                 api_key = value if api_key is None else api_key
             elif key == b"authorization":
                 authorization = value if authorization is None else authorization
         if (
             declared_size > self.max_bytes
-            or not _is_json(content_type)
+            or (content_type != _JSON and not _is_json(content_type))
             or (
                 self.predict_key is not None
                 and not key_accepted(_presented_key(api_key, authorization), self.predict_key)
@@ -169,10 +173,12 @@ class FastPredict:
         if parsed is None:
             await self._hand_on(scope, receive, send, received)
             return
-        features, id_ = parsed
+        features, id_, has_null = parsed
         started = time.perf_counter()
         try:
-            result = predict_features(served.model, served.meta.task, features)
+            result = predict_clean(
+                served.model, served.meta.task, clean_features(features) if has_null else features
+            )
         except UnusableFeatures:  # the route's 422 names the model, version and reason
             await self._hand_on(scope, receive, send, received)
             return
@@ -182,8 +188,8 @@ class FastPredict:
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
-                    (b"content-length", str(len(answer)).encode()),
-                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(answer)),
+                    (b"content-type", _JSON),
                 ],
             }
         )

@@ -53,7 +53,7 @@ def create_app(
     specs: dict[str, ModelSpec] | None = None,
     store: CheckpointStore | None = None,
     fast_predict: bool = True,
-) -> FastAPI:
+) -> Replica:
     """An API replica serving every configured model. ``fast_predict=False`` leaves every
     prediction to the FastAPI route, the reference the fast path is tested against."""
     specs = specs if specs is not None else load_specs(settings.models_dir)
@@ -137,7 +137,7 @@ def serve(settings: ApiSettings, host: str, port: int) -> None:
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
-        app,
+        app.fast_predict or app,  # the fast path hands everything else, lifespan too, to the app
         host=host,
         port=port,
         loop="uvloop",

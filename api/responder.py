@@ -34,20 +34,17 @@ class Responder:
             else {}
         )
 
-    def log(self, served: Served, id_: str, features: dict, result: dict[str, Any]) -> None:
-        """Hand the served prediction to the log (never blocks) when the model's YAML wants it."""
+    def log(
+        self, served: Served, id_: str, features: dict, result: dict[str, Any], answer: bytes | None = None
+    ) -> None:
+        """Hand the served prediction to the log (never blocks) when the model's YAML wants it;
+        ``answer``: its body, when it was serialised already."""
         topic = self._log_topics.get(served.name)
         if topic is None:
             return
-        record = {
-            "id": id_,
-            "model": served.name,
-            "version": served.version,
-            "features": features,
-            "ts": time.time(),
-            **result,
-        }
-        self.prediction_log.submit(topic, id_, record)
+        if answer is None:
+            answer = self._body(served, id_, result)
+        self.prediction_log.submit_prediction(topic, id_, answer, features)
 
     def answer(
         self, served: Served, features: dict, id_: str | None, result: dict[str, Any], started: float
@@ -55,8 +52,13 @@ class Responder:
         """The body of one answered prediction; logged and observed (``started``: when the
         request's body had been parsed, on ``time.perf_counter``)."""
         id_ = id_ or self.new_id()
-        self.log(served, id_, features, result)
+        body = self._body(served, id_, result)
+        self.log(served, id_, features, result, body)
         self.monitor.observe(served, (features,), time.perf_counter() - started)
+        return body
+
+    @staticmethod
+    def _body(served: Served, id_: str, result: dict[str, Any]) -> bytes:
         return orjson.dumps(
             {"model": served.name, "version": served.version, "id": id_, **result}, option=JSON_OPTS
         )

@@ -146,7 +146,7 @@ def steps(body: bytes, calls: int) -> dict[str, Callable[[], None]]:
     model = trained_model()
     logged, unlogged = app_with_model(True, model), app_with_model(False, model)
     served = logged.state.manager.get(NAME)
-    features, id_ = parse_body(body)
+    features, id_, _ = parse_body(body)
     result = predict_features(model, "classification", features)
     responder = logged.state.responder
     prediction_log = logged.state.prediction_log

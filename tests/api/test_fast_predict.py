@@ -67,14 +67,15 @@ def typed(features: dict) -> list[tuple[str, object, type]]:
     return [(k, v, type(v)) for k, v in features.items()]
 
 
-def assert_read_alike(raw: bytes) -> tuple[dict, str | None] | None:
+def assert_read_alike(raw: bytes) -> tuple[dict, str | None, bool] | None:
     parsed = parse_body(raw)
     if parsed is not None:
         reference = pydantic_reading(raw)
         assert reference is not None, raw  # never accept what the route refuses
-        features, id_ = parsed
+        features, id_, has_null = parsed
         assert typed(features) == typed(reference.features), raw  # nor read it differently
         assert id_ == reference.id
+        assert has_null == (None in features.values())  # the nulls the fast path drops before predicting
     return parsed
 
 
@@ -162,7 +163,10 @@ def test_limits_themselves_are_fine():
     }
     assert len(at_limit["features"]) == MAX_FEATURES
     assert assert_read_alike(orjson.dumps(at_limit)) is not None
-    assert assert_read_alike(b'{"features": {"a": 1, "a": 2.5}}') == ({"a": 2.5}, None)  # last wins, as json
+    last_wins = b'{"features": {"a": 1, "a": 2.5}}'  # as json's
+    assert assert_read_alike(last_wins) == ({"a": 2.5}, None, False)
+    with_null = b'{"features": {"a": null, "b": 1}, "id": "x"}'
+    assert assert_read_alike(with_null) == ({"a": None, "b": 1}, "x", True)
 
 
 # -- as ASGI -----------------------------------------------------------------------------------
@@ -261,6 +265,17 @@ def test_answers_a_body_that_arrives_in_pieces(served: Served):
         "proba": {str(k).lower(): v for k, v in expected["proba"].items()}
     }
     assert monitor._seen["clf"] == 1
+
+
+def test_null_features_are_dropped_before_predicting_and_kept_in_the_window(served: Served):
+    app, inner, monitor = stack(served)
+    x = dict(ROWS[251][0])
+    status, body, _ = call(app, [orjson.dumps({"features": {**x, "unknown": None, "long_url": None}})])
+    assert status == 200 and not inner.calls
+    del x["long_url"]
+    expected = predict_features(served.model, "classification", x)
+    assert orjson.loads(body)["proba"] == {str(k).lower(): v for k, v in expected["proba"].items()}
+    assert list(monitor._windows["clf"])[-1] == {**x, "unknown": None, "long_url": None}
 
 
 def test_generates_an_id_when_none_is_given(served: Served):

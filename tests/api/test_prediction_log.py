@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import orjson
 
@@ -32,6 +33,40 @@ def test_every_record_reaches_kafka_with_its_key_in_order(kafka: KafkaServer, pr
     assert not log._child.alive
     got = [(m.key.decode(), orjson.loads(m.value)) for m in read_records(kafka.bootstrap, topic, 300)]
     assert got == [(r["id"], r) for r in records]
+
+
+def test_a_prediction_is_logged_as_its_answer_with_the_features_and_time(kafka: KafkaServer, prefix: str):
+    topic = f"{prefix}.predictions"
+    answers = [
+        {
+            "model": "m",
+            "version": 2,
+            "id": f"id-{i}",
+            "prediction": i % 2 == 0,
+            "proba": {"false": 0.25, "true": 0.75},
+        }
+        for i in range(20)
+    ]
+    features = [{"a": i, "b\n": "x\ty\u00e9", "c": None, "d": 1.5e-9} for i in range(20)]
+    log = PredictionLog(kafka.bootstrap, {})
+    log.start()
+    try:
+        before = time.time()
+        for answer, x in zip(answers, features, strict=True):
+            log.submit_prediction(topic, answer["id"], orjson.dumps(answer), x)
+        # a lone surrogate, which the route's parser lets by, cannot be serialised: dropped, counted
+        log.submit_prediction(topic, "surrogate", orjson.dumps(answers[0]), {"a": "\ud800"})
+        after = time.time()
+        wait_until(lambda: log.sent == 20, timeout=60, what="records sent")
+        assert log.dropped == 1
+    finally:
+        log.stop()
+    got = [(m.key.decode(), orjson.loads(m.value)) for m in read_records(kafka.bootstrap, topic, 20)]
+    assert [(key, {**record, "ts": None}) for key, record in got] == [
+        (answer["id"], {**answer, "features": x, "ts": None})
+        for answer, x in zip(answers, features, strict=True)
+    ]
+    assert all(before <= record["ts"] <= after for _, record in got)
 
 
 def test_records_are_dropped_and_counted_while_kafka_is_unreachable():
