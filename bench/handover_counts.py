@@ -5,8 +5,8 @@ feature names interned.
 One variant a run, under callgrind, which counts instructions whatever else the machine
 does; ``none`` only builds the frames and the models, and is subtracted:
 
-    for v in none load plain pickle handover; do
-      PYTHONHASHSEED=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+    for v in none load plain pickle handover bare; do
+      PYTHONHASHSEED=1 OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         .venv/bin/python bench/handover_counts.py $v linear 2>&1 | grep Collected
     done
 
@@ -15,6 +15,9 @@ does; ``none`` only builds the frames and the models, and is subtracted:
             their events: minus ``load``, the baseline's own work
   pickle    loads pickle frames and learns them through ``Learner.learn_many`` + ``settle``
   handover  the same from the marshal frames: the learning thread's work an event
+  bare      the same without the rolling windows and the monitors: ``handover`` minus this
+            is what ``settle`` costs an event, this minus ``plain`` is ``learn_many``'s own
+            bookkeeping
 
 (a variant's count minus none's, over 6,000 events, is the figure in docs/benchmarks.md.)
 """
@@ -76,6 +79,7 @@ def main() -> int:
     from bench.plain_loop import pipeline
     from model_store.specs import ModelSpec
     from stream.learner import Learner
+    from stream.trainer import collect_young_less_often, freeze_start_up_objects
 
     variant, model_name = sys.argv[1], sys.argv[2]
     rows = itertools.islice(itertools.cycle(datasets.Phishing()), EVENTS)
@@ -91,6 +95,9 @@ def main() -> int:
     )
     learner = Learner.from_spec(spec)
     model, accuracy = pipeline(PIPELINES[model_name]), metrics.Accuracy()
+    # The trainer's collector settings: start-up objects frozen, young collections rarer.
+    freeze_start_up_objects()
+    collect_young_less_often()
     if variant == "none":
         return 0
     if variant in ("load", "plain"):
@@ -100,6 +107,9 @@ def main() -> int:
             model.learn_one(x, y)
         return 0
     load = pickle.loads if variant == "pickle" else handover.loads
+    if variant == "bare":
+        learner = Learner(learner.model, learner.cumulative, {}, monitors=None)
+        variant = "handover"
     for frame in framed[variant]:
         for batch in load(frame):
             learner.learn_many(batch.events, 0, len(batch.events))

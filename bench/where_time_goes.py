@@ -23,30 +23,35 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import pickle
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from river import datasets, linear_model, metrics, preprocessing, tree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model_store.specs import ModelSpec  # noqa: E402
 from stream import handover  # noqa: E402
 from stream.decoding import decode_many  # noqa: E402
 from stream.fetcher import MAX_POLL_RECORDS, Batch  # noqa: E402
-from stream.learner import Learner  # noqa: E402
 
-MODELS: dict[str, tuple[Callable[[], object], list]] = {
-    "StandardScaler | LogisticRegression": (
-        lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
-    ),
-    "HoeffdingTreeClassifier": (tree.HoeffdingTreeClassifier, ["tree.HoeffdingTreeClassifier"]),
-}
+
+def models() -> dict[str, tuple[Callable[[], object], list]]:
+    """The two models, as River and as a model spec's pipeline. River is imported here, never
+    at the top: ``--frames`` must run in a process without it, as the fetcher does."""
+    from river import linear_model, preprocessing, tree
+
+    return {
+        "StandardScaler | LogisticRegression": (
+            lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+            ["preprocessing.StandardScaler", {"linear_model.LogisticRegression": {}}],
+        ),
+        "HoeffdingTreeClassifier": (tree.HoeffdingTreeClassifier, ["tree.HoeffdingTreeClassifier"]),
+    }
 
 
 def per_event(loop: Callable[[], None], n: int) -> float:
@@ -57,7 +62,11 @@ def per_event(loop: Callable[[], None], n: int) -> float:
 
 
 def fetcher_batches(raws: list[bytes]) -> list[bytes]:
-    """What the fetcher sends: batches of one poll, values decoded, names interned, framed."""
+    """What the fetcher sends: batches of one poll, values decoded, names interned, framed.
+
+    Run it in a process that has not imported River (``framed_elsewhere``), as the fetcher:
+    River's Phishing dataset holds the feature names as constants, interned, so a process
+    that imported it cannot intern orjson's copies and every name would travel as a copy."""
     blobs, names = [], handover.Names()
     for start in range(0, len(raws), MAX_POLL_RECORDS):
         values = raws[start : start + MAX_POLL_RECORDS]
@@ -69,9 +78,22 @@ def fetcher_batches(raws: list[bytes]) -> list[bytes]:
     return blobs
 
 
+def framed_elsewhere(raws: list[bytes]) -> list[bytes]:
+    """``fetcher_batches`` in a fresh interpreter that imports no River (``--frames``)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--frames"], input=pickle.dumps(raws), capture_output=True, check=True
+    )
+    return pickle.loads(done.stdout)
+
+
 def variants(
     make: Callable[[], object], pipeline: list, raws: list[bytes], blobs: list[bytes]
 ) -> dict[str, Callable[[], None]]:
+    from river import metrics
+
+    from model_store.specs import ModelSpec
+    from stream.learner import Learner
+
     spec = ModelSpec.model_validate(
         {"name": "b", "topic": "b", "task": "classification", "pipeline": pipeline, "metrics": ["Accuracy"]}
     )
@@ -84,7 +106,7 @@ def variants(
             acc.update(y, model.predict_one(x))
             model.learn_one(x, y)
 
-    def handover() -> None:
+    def handed_over() -> None:
         model, acc = make(), metrics.Accuracy()
         for blob in blobs:
             for batch in handover.loads(blob):
@@ -99,7 +121,7 @@ def variants(
                 learner.learn_many(batch.events, 0, len(batch.events), timed.append)
         learner.settle()
 
-    return {"plain": plain, "+ handover": handover, "+ learner": learner}
+    return {"plain": plain, "+ handover": handed_over, "+ learner": learner}
 
 
 def main() -> int:
@@ -108,13 +130,19 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", action="store_true", help="(internal) frame pickled values from stdin")
     args = parser.parse_args()
+    if args.frames:
+        pickle.dump(fetcher_batches(pickle.load(sys.stdin.buffer)), sys.stdout.buffer)
+        return 0
+    from river import datasets
+
     rows = list(itertools.islice(itertools.cycle(datasets.Phishing()), args.events))
     raws = [orjson.dumps({"features": x, "label": y}) for x, y in rows]
     fetcher = statistics.median(per_event(lambda: fetcher_batches(raws), len(raws)) for _ in range(3))
-    blobs = fetcher_batches(raws)
+    blobs = framed_elsewhere(raws)
     print(f"fetcher process, decoding and framing: {fetcher * 1e6:.1f} us/event (on the other core)")
-    for name, (make, pipeline) in MODELS.items():
+    for name, (make, pipeline) in models().items():
         loops = variants(make, pipeline, raws, blobs)
         seconds: dict[str, list[float]] = {k: [] for k in loops}
         for i in range(args.rounds):
