@@ -108,7 +108,7 @@ def main() -> int:
         return 0
     load = pickle.loads if variant == "pickle" else handover.loads
     if variant == "bare":
-        learner = Learner(learner.model, learner.cumulative, {}, monitors=None)
+        learner = Learner(learner.model, learner.cumulative, {}, 0, None, spec.data_drift.sample)
         variant = "handover"
     for frame in framed[variant]:
         for batch in load(frame):
