@@ -37,28 +37,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stream import handover  # noqa: E402
 from stream.decoding import decode_many  # noqa: E402
+from stream.fetcher import MAX_POLL_RECORDS  # noqa: E402
 from stream.handover import Batch  # noqa: E402
 
-EVENTS, PER_FRAME = 6_000, 2_000
+EVENTS, PER_FRAME = 6_000, MAX_POLL_RECORDS
 PIPELINES = {
     "linear": ["preprocessing.StandardScaler", "linear_model.LogisticRegression"],
     "tree": ["tree.HoeffdingTreeClassifier"],
 }
 
 
-def frames(raws: list[bytes]) -> dict[str, list[bytes]]:
-    """The same batches, framed both ways (as the fetcher would, names interned for marshal)."""
-    framed: dict[str, list[bytes]] = {"pickle": [], "handover": []}
-    names = handover.Names()
+def _batches(raws: list[bytes]) -> list[Batch]:
+    """The values in batches of one poll, decoded as the fetcher decodes them."""
+    batches = []
     for start in range(0, len(raws), PER_FRAME):
         values = raws[start : start + PER_FRAME]
         offsets = list(range(start, start + len(values)))
         batch = Batch("events", 0, offsets, [None] * len(values), values, [0] * len(values), None)
         batch.events = decode_many(values, "classification")
-        framed["pickle"].append(pickle.dumps([batch], protocol=pickle.HIGHEST_PROTOCOL))
+        batches.append(batch)
+    return batches
+
+
+def fetcher_frames(raws: list[bytes]) -> list[bytes]:
+    """What the fetcher sends: batches of one poll, decoded, names interned, marshal frames.
+    Run where River has not interned the names first (``framed_by_a_fetcher``)."""
+    names, framed = handover.Names(), []
+    for batch in _batches(raws):
         names.intern(batch.events)
-        framed["handover"].append(handover.dumps([batch]))
+        framed.append(handover.dumps([batch]))
     return framed
+
+
+def frames(raws: list[bytes]) -> dict[str, list[bytes]]:
+    """The same batches, framed both ways: pickle (as before stream/handover.py) and the
+    fetcher's marshal frames."""
+    pickled = [pickle.dumps([b], protocol=pickle.HIGHEST_PROTOCOL) for b in _batches(raws)]
+    return {"pickle": pickled, "handover": fetcher_frames(raws)}
 
 
 def framed_by_a_fetcher(raws: list[bytes]) -> dict[str, list[bytes]]:
@@ -108,7 +123,9 @@ def main() -> int:
         return 0
     load = pickle.loads if variant == "pickle" else handover.loads
     if variant == "bare":
-        learner = Learner(learner.model, learner.cumulative, {}, 0, None, spec.data_drift.sample)
+        learner = Learner(
+            learner.model, learner.cumulative, {}, monitors=None, sample_size=spec.data_drift.sample
+        )
         variant = "handover"
     for frame in framed[variant]:
         for batch in load(frame):

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import pickle
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -35,14 +33,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.handover_counts import fetcher_frames, framed_by_a_fetcher  # noqa: E402
 from stream import handover  # noqa: E402
-from stream.decoding import decode_many  # noqa: E402
-from stream.fetcher import MAX_POLL_RECORDS, Batch  # noqa: E402
 
 
 def models() -> dict[str, tuple[Callable[[], object], list]]:
     """The two models, as River and as a model spec's pipeline. River is imported here, never
-    at the top: ``--frames`` must run in a process without it, as the fetcher does."""
+    at the top, as in bench/handover_counts.py, whose child frames the events."""
     from river import linear_model, preprocessing, tree
 
     return {
@@ -59,31 +56,6 @@ def per_event(loop: Callable[[], None], n: int) -> float:
     started = time.perf_counter()
     loop()
     return (time.perf_counter() - started) / n
-
-
-def fetcher_batches(raws: list[bytes]) -> list[bytes]:
-    """What the fetcher sends: batches of one poll, values decoded, names interned, framed.
-
-    Run it in a process that has not imported River (``framed_elsewhere``), as the fetcher:
-    River's Phishing dataset holds the feature names as constants, interned, so a process
-    that imported it cannot intern orjson's copies and every name would travel as a copy."""
-    blobs, names = [], handover.Names()
-    for start in range(0, len(raws), MAX_POLL_RECORDS):
-        values = raws[start : start + MAX_POLL_RECORDS]
-        offsets = list(range(start, start + len(values)))
-        batch = Batch("events", 0, offsets, [None] * len(values), list(values), [0] * len(values), None)
-        batch.events = decode_many(batch.values, "classification")
-        names.intern(batch.events)
-        blobs.append(handover.dumps([batch]))
-    return blobs
-
-
-def framed_elsewhere(raws: list[bytes]) -> list[bytes]:
-    """``fetcher_batches`` in a fresh interpreter that imports no River (``--frames``)."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--frames"], input=pickle.dumps(raws), capture_output=True, check=True
-    )
-    return pickle.loads(done.stdout)
 
 
 def variants(
@@ -130,17 +102,13 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--frames", action="store_true", help="(internal) frame pickled values from stdin")
     args = parser.parse_args()
-    if args.frames:
-        pickle.dump(fetcher_batches(pickle.load(sys.stdin.buffer)), sys.stdout.buffer)
-        return 0
     from river import datasets
 
     rows = list(itertools.islice(itertools.cycle(datasets.Phishing()), args.events))
     raws = [orjson.dumps({"features": x, "label": y}) for x, y in rows]
-    fetcher = statistics.median(per_event(lambda: fetcher_batches(raws), len(raws)) for _ in range(3))
-    blobs = framed_elsewhere(raws)
+    fetcher = statistics.median(per_event(lambda: fetcher_frames(raws), len(raws)) for _ in range(3))
+    blobs = framed_by_a_fetcher(raws)["handover"]
     print(f"fetcher process, decoding and framing: {fetcher * 1e6:.1f} us/event (on the other core)")
     for name, (make, pipeline) in models().items():
         loops = variants(make, pipeline, raws, blobs)

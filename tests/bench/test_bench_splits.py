@@ -11,7 +11,7 @@ import sys
 
 import orjson
 
-from bench.where_time_goes import fetcher_batches, framed_elsewhere
+from bench.handover_counts import fetcher_frames, framed_by_a_fetcher
 from stream import handover
 from stream.fetcher import MAX_POLL_RECORDS
 from tests.helpers.processes import ROOT
@@ -28,9 +28,9 @@ def test_frames_built_elsewhere_carry_each_name_as_one_object():
         orjson.dumps({"features": {"zq_width": 1.0, "zq_height": float(i)}, "label": i % 2 == 0})
         for i in range(2 * MAX_POLL_RECORDS)
     ]
-    first, second = framed_elsewhere(raws)
+    first, second = framed_by_a_fetcher(raws)["handover"]
     assert all(a is b for a, b in zip(_names(first), _names(second), strict=True))
-    here = fetcher_batches(raws)  # framed where the names were interned first: copies
+    here = fetcher_frames(raws)  # framed where the names were interned first: copies
     assert not any(a is b for a, b in zip(_names(here[0]), _names(here[1]), strict=True))
 
 
